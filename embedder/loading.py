@@ -1,0 +1,157 @@
+"""``load_embedder``: a preset name, hub id or local path in, a ready :class:`TransformerEmbedder` out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from embedder.model import LoadedFrom, TransformerEmbedder
+from embedder.presets import get_preset
+from embedder.sources import ModelNotFoundError, adapter_digest, resolve_source
+from embedder.spec import EmbedderSpec, decoder_spec
+from linqrag.settings import apply_offline_env
+
+log = logging.getLogger(__name__)
+
+QUANTIZATION_CHOICES = ("auto", "nf4", "none")
+#: model_type values loaded as last-token decoders when a bare hub id or path is given.
+DECODER_TYPES = {"mistral", "llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "mixtral"}
+
+
+def _quiet_bitsandbytes() -> None:
+    """bitsandbytes' CPU backend logs that the optional ``kernels`` package (a hub download) is
+    missing; its built-in CPU path works, so drop that one message rather than install it."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: "kernels-community" not in record.getMessage()
+    )
+
+
+def nf4_config(compute_dtype: torch.dtype = torch.bfloat16):
+    """4-bit NF4 with double quantisation, the QLoRA / Linq evaluation setting."""
+    _quiet_bitsandbytes()
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def infer_spec(name: str, path: str) -> EmbedderSpec:
+    """A spec for a bare hub id or directory: decoders pool the last token, encoders as configured."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type in DECODER_TYPES or getattr(config, "is_decoder", False):
+        return decoder_spec(name, name, max_length=min(4096, getattr(config, "max_position_embeddings", 4096)))
+    pooling = "mean"
+    pooling_config = Path(path) / "1_Pooling" / "config.json"
+    if pooling_config.exists() and json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
+        pooling = "cls"
+    return EmbedderSpec(name=name, source=name, pooling=pooling, max_length=512)
+
+
+def _pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _adapter_base(adapter: Path) -> str | None:
+    """The base an adapter was trained on: linqrag's own record first, then PEFT's."""
+    for name, key in (("linqrag_adapter.json", "base"), ("adapter_config.json", "base_model_name_or_path")):
+        f = adapter / name
+        if f.exists():
+            value = json.loads(f.read_text()).get(key)
+            if value:
+                return value
+    return None
+
+
+def load_embedder(
+    name: str | None = "auto",
+    adapter: str | Path | None = None,
+    *,
+    quantization: str = "auto",
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    max_length: int | None = None,
+    batch_size: int = 32,
+) -> TransformerEmbedder:
+    """Load an embedder by preset name (``auto``, ``linq``, ``e5-mistral``, ``minilm``, ``smollm2``),
+    hub id or local path, optionally with a PEFT LoRA adapter on top.
+
+    ``quantization``: ``auto`` loads presets marked for it in 4-bit NF4 on CUDA; ``nf4`` forces
+    4-bit (CPU too); ``none`` never quantises. ``dtype`` defaults to bf16 on CUDA, fp32 on CPU.
+    """
+    apply_offline_env()
+    if quantization not in QUANTIZATION_CHOICES:
+        raise ValueError(f"quantization must be one of {QUANTIZATION_CHOICES}")
+    adapter_path = Path(adapter).expanduser() if adapter else None
+    if adapter_path is not None and not (adapter_path / "adapter_config.json").exists():
+        raise ModelNotFoundError(f"{adapter_path} is not a PEFT adapter directory (no adapter_config.json)")
+    if name is None:
+        name = (adapter_path and _adapter_base(adapter_path)) or "auto"
+
+    spec = get_preset(name)
+    how_to_get = spec.how_to_get if spec else (
+        f"Download {name!r} while online (`huggingface-cli download {name}`) and run with LINQRAG_ONLINE=1, "
+        "or pass a local model directory."
+    )
+    path, model_ref = resolve_source(spec.source if spec else name, how_to_get)
+    try:
+        if spec is None:
+            spec = infer_spec(name, path)
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision)
+        dev = _pick_device(device)
+        use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
+        torch_dtype = _resolve_dtype(dtype, dev)
+        kwargs: dict = {"dtype": torch_dtype, "revision": spec.revision, "attn_implementation": "sdpa"}
+        if use_nf4:
+            kwargs["quantization_config"] = nf4_config(torch.bfloat16 if dev.type == "cuda" else torch_dtype)
+            kwargs["device_map"] = {"": str(dev)}
+        model = AutoModel.from_pretrained(path, **kwargs)
+    except OSError as error:
+        raise ModelNotFoundError(
+            f"embedder {name!r} is not available on this machine ({error.__class__.__name__}). {how_to_get}"
+            + (f" Licence: {spec.licence}." if spec else "")
+        ) from error
+    if not use_nf4:
+        model = model.to(dev)
+
+    adapter_ref = None
+    if adapter_path is not None:
+        model = attach_adapter(model, adapter_path, merge=not use_nf4)
+        adapter_ref = f"{adapter_path.name}#{adapter_digest(adapter_path)}"
+
+    if max_length:
+        spec = spec.with_overrides(max_length=max_length)
+    tokenizer.padding_side = spec.padding_side
+    loaded_from = LoadedFrom(model_ref, spec.revision, adapter_ref, "nf4" if use_nf4 else None)
+    embedder = TransformerEmbedder(model, tokenizer, spec, loaded_from, batch_size=batch_size)
+    log.info("loaded %r", embedder)
+    return embedder
+
+
+def attach_adapter(model: torch.nn.Module, adapter_path: Path, merge: bool) -> torch.nn.Module:
+    """Put a PEFT LoRA adapter on ``model``; merged into the weights when they are not quantised."""
+    from peft import PeftModel
+
+    peft_model = PeftModel.from_pretrained(model, str(adapter_path))
+    return peft_model.merge_and_unload() if merge else peft_model
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+            "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[str(dtype)]

@@ -1,0 +1,209 @@
+"""The embedder: a Hugging Face transformer, a pooling and a tokenisation policy."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from embedder.batching import length_sorted_order, run_batches
+from embedder.pooling import pool
+from embedder.prompts import format_query
+from embedder.spec import EmbedderSpec
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What indexing, training and evaluation rely on."""
+
+    dim: int
+    signature: str
+    max_length: int
+
+    def encode_queries(self, texts: Sequence[str], instruction: str | None = None) -> np.ndarray: ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LoadedFrom:
+    """Provenance of the weights, for the signature."""
+
+    model_ref: str
+    revision: str | None = None
+    adapter_ref: str | None = None
+    quantization: str | None = None
+
+
+class TransformerEmbedder:
+    """Encodes text with a transformer: length-sorted batches, pooling, L2 norm.
+
+    Decoders (``spec.pooling == "last"``) get position ids counted from each row's first real
+    token (RoPE is shift-invariant, absolute-position decoders are not) and, where the spec says
+    so, EOS appended to every input as E5-mistral was trained.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        spec: EmbedderSpec,
+        loaded_from: LoadedFrom,
+        batch_size: int = 32,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.loaded_from = loaded_from
+        self.batch_size = batch_size
+        self.max_length = min(spec.max_length, _model_max_positions(model) or spec.max_length)
+        self.pad_id = _pad_token_id(tokenizer)
+        self.eos_id = tokenizer.eos_token_id if spec.append_eos else None
+        if spec.append_eos and self.eos_id is None:
+            raise ValueError(f"{spec.name}: the spec appends EOS but the tokenizer has no eos_token_id")
+        self.dim = int(model.config.hidden_size)
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype_name(self) -> str:
+        if self.loaded_from.quantization:
+            return self.loaded_from.quantization
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
+    def signature(self) -> str:
+        """Tells embedders apart: vectors from different signatures must not be mixed."""
+        src = self.loaded_from
+        parts = [
+            src.model_ref + (f"@{src.revision}" if src.revision else ""),
+            f"adapter={src.adapter_ref or 'none'}",
+            f"pool={self.spec.pooling}",
+            f"dtype={self.dtype_name}",
+            f"eos={int(self.spec.append_eos)}",
+            f"fmt={self.format_digest}",
+        ]
+        return "|".join(parts)
+
+    @property
+    def format_digest(self) -> str:
+        """Short digest of the input templates: re-templated inputs give different vectors."""
+        text = f"{self.spec.query_template}\x00{self.spec.document_template}"
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def __repr__(self) -> str:
+        return f"TransformerEmbedder({self.signature}, dim={self.dim}, device={self.device})"
+
+    # ---- text -> ids ----------------------------------------------------------------------
+    def format_queries(self, texts: Sequence[str], instruction: str | None = None) -> list[str]:
+        """Queries as the model saw them in training (``Instruct: ...\\nQuery: ...`` for decoders)."""
+        if self.spec.query_template is None:
+            return list(texts)
+        task = instruction if instruction is not None else self.spec.default_instruction
+        return [format_query(t, task, self.spec.query_template) for t in texts]
+
+    def format_documents(self, texts: Sequence[str]) -> list[str]:
+        if self.spec.document_template is None:
+            return list(texts)
+        return [self.spec.document_template.format(text=t) for t in texts]
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to the window, EOS appended where the spec wants it."""
+        budget = self.max_length - (1 if self.eos_id is not None else 0)
+        encoded = self.tokenizer(
+            list(texts), add_special_tokens=True, truncation=True, max_length=budget, padding=False
+        )["input_ids"]
+        if self.eos_id is None:
+            return [list(ids) for ids in encoded]
+        return [list(ids) if ids and ids[-1] == self.eos_id else [*ids, self.eos_id] for ids in encoded]
+
+    def pad(self, batch: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """Pad a batch on the spec's side; decoders also get positions that ignore padding."""
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            span = slice(width - len(ids), width) if self.spec.padding_side == "left" else slice(0, len(ids))
+            input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+            mask[row, span] = 1
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        if self.spec.is_decoder:
+            inputs["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        return inputs
+
+    # ---- ids -> vectors -------------------------------------------------------------------
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled, L2-normalised float32 embeddings ``(batch, dim)``; keeps the autograd graph."""
+        device = self.device
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        hidden = self.model(**inputs).last_hidden_state
+        pooled = pool(self.spec.pooling, hidden, inputs["attention_mask"])
+        return F.normalize(pooled.float(), p=2, dim=-1)
+
+    def encode_ids(
+        self, ids: Sequence[Sequence[int]], batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = length_sorted_order([len(x) for x in ids])
+        ordered = [ids[i] for i in order]
+
+        @torch.inference_mode()
+        def run(batch: Sequence[Sequence[int]]) -> np.ndarray:
+            return self.forward(self.pad(batch)).cpu().numpy()
+
+        with tqdm(total=len(ids), desc=f"embed[{self.name}]", disable=not show_progress, unit="text") as bar:
+            vectors = run_batches(ordered, batch_size or self.batch_size, run, progress=bar.update)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
+        """Encode texts exactly as given (no instruction is added)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encode_ids(self.tokenize(texts), batch_size=batch_size, show_progress=show_progress)
+
+    def encode_queries(
+        self,
+        texts: Sequence[str],
+        instruction: str | None = None,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Queries with the task instruction (decoders), as float32 unit vectors ``(n, dim)``."""
+        return self.encode(self.format_queries(texts, instruction), batch_size, show_progress)
+
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        """Documents (bare unless the spec has a document template), as float32 unit vectors ``(n, dim)``."""
+        return self.encode(self.format_documents(texts), batch_size, show_progress)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenize(texts)]
+
+
+def _pad_token_id(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+def _model_max_positions(model: torch.nn.Module) -> int | None:
+    value = getattr(model.config, "max_position_embeddings", None)
+    return int(value) if value else None
