@@ -21,17 +21,8 @@ QUANTIZATION_CHOICES = ("auto", "nf4", "none")
 DECODER_TYPES = {"mistral", "llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "mixtral"}
 
 
-def _quiet_bitsandbytes() -> None:
-    """bitsandbytes' CPU backend logs that the optional ``kernels`` package (a hub download) is
-    missing; its built-in CPU path works, so drop that one message rather than install it."""
-    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
-        lambda record: "kernels-community" not in record.getMessage()
-    )
-
-
 def nf4_config(compute_dtype: torch.dtype = torch.bfloat16):
     """4-bit NF4 with double quantisation, the QLoRA / Linq evaluation setting."""
-    _quiet_bitsandbytes()
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -113,18 +104,16 @@ def load_embedder(
         dev = _pick_device(device)
         use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
         torch_dtype = _resolve_dtype(dtype, dev)
-        kwargs: dict = {"dtype": torch_dtype, "revision": spec.revision, "attn_implementation": "sdpa"}
+        kwargs: dict = {"dtype": torch_dtype, "revision": spec.revision, "attn_implementation": "sdpa",
+                        "device_map": {"": str(dev)}}
         if use_nf4:
             kwargs["quantization_config"] = nf4_config(torch.bfloat16 if dev.type == "cuda" else torch_dtype)
-            kwargs["device_map"] = {"": str(dev)}
         model = AutoModel.from_pretrained(path, **kwargs)
     except OSError as error:
         raise ModelNotFoundError(
             f"embedder {name!r} is not available on this machine ({error.__class__.__name__}). {how_to_get}"
             + (f" Licence: {spec.licence}." if spec else "")
         ) from error
-    if not use_nf4:
-        model = model.to(dev)
 
     adapter_ref = None
     if adapter_path is not None:

@@ -8,6 +8,7 @@ Streamlit's telemetry are off.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -33,6 +34,19 @@ def apply_offline_env() -> None:
     online = os.environ.get("LINQRAG_ONLINE", "").lower() in {"1", "true", "yes"}
     for key, value in (TELEMETRY_ENV if online else OFFLINE_ENV).items():
         os.environ.setdefault(key, value)
+    quiet_bitsandbytes()
+
+
+def quiet_bitsandbytes() -> None:
+    """bitsandbytes' CPU backend logs, on import, that the optional ``kernels`` package (a hub
+    download) is missing; its built-in CPU path works, so drop that one message."""
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if not any(getattr(f, "linqrag", False) for f in logger.filters):
+        def drop(record: logging.LogRecord) -> bool:
+            return "kernels-community" not in record.getMessage()
+
+        drop.linqrag = True  # type: ignore[attr-defined]
+        logger.addFilter(drop)
 
 
 def cache_dir() -> Path:
