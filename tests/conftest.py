@@ -48,3 +48,54 @@ def shared_data() -> Path:
 
 def pytest_report_header(config):
     return f"linqrag data dir: {data_dir()} ({'present' if data_dir().is_dir() else 'absent'}); HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}"
+
+
+def make_pdf(lines: list[str]) -> bytes:
+    """A minimal valid one-page PDF with the given text lines (Helvetica), xref offsets computed."""
+    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) Tj T*" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+TOPICS = {
+    "solar.md": "# Solar power\n\nSolar panels convert sunlight into electricity with photovoltaic cells. "
+    "Panel efficiency has risen steadily, and rooftop installations are now common in sunny regions.",
+    "bread.txt": "Baking bread needs flour, water, salt and yeast. The dough is kneaded, left to rise, shaped "
+    "and baked in a hot oven until the crust is brown.",
+    "volcano.html": "<html><head><title>Volcanoes</title><script>var tracking = 1;</script></head><body>"
+    "<nav>Home | About | Contact</nav><h1>Volcanoes</h1><p>A volcano erupts when magma rises through the "
+    "crust. Lava flows and ash clouds can travel far from the crater.</p><footer>Copyright 2024</footer></body></html>",
+    "chess.md": "# Chess openings\n\nThe Sicilian Defence answers 1.e4 with c5. The Queen's Gambit offers a pawn "
+    "on c4 to gain control of the centre.",
+    "bees.txt": "Honey bees live in colonies with one queen, many workers and some drones. Workers collect nectar "
+    "and pollen and make honey in the hive.",
+    "rivers.txt": "Rivers carry water from mountains to the sea. Erosion along the banks shapes valleys, and deltas "
+    "form where the river deposits sediment at its mouth.",
+}
+
+
+@pytest.fixture()
+def topic_corpus(tmp_path) -> Path:
+    """Six short documents on distinct topics in txt, md, html and pdf."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, text in TOPICS.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "trains.pdf").write_bytes(make_pdf(["Steam locomotives pulled the first passenger trains.",
+                                                   "Railway networks spread across Europe in the 1840s."]))
+    return folder

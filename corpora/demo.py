@@ -1,0 +1,47 @@
+"""The built-in demo corpus: linqrag's own documentation, written out so the app has something to
+search on a fresh machine with no data."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from linqrag.settings import cache_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("linqrag", "embedder", "corpora", "indexing", "finetune", "eval", "app")
+
+
+def demo_documents() -> dict[str, str]:
+    """``{file name: markdown}``: the README and, per module, its docstrings."""
+    docs: dict[str, str] = {}
+    readme = PROJECT_ROOT / "README.md"
+    if readme.exists():
+        docs["README.md"] = readme.read_text(encoding="utf-8")
+    for package in PACKAGES:
+        for module in sorted((PROJECT_ROOT / package).glob("*.py")):
+            tree = ast.parse(module.read_text(encoding="utf-8"))
+            parts = [ast.get_docstring(tree) or ""]
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+                    kind = "class" if isinstance(node, ast.ClassDef) else "function"
+                    parts.append(f"## {kind} `{node.name}`\n\n{ast.get_docstring(node)}")
+            body = "\n\n".join(p for p in parts if p)
+            if len(body) > 80:
+                docs[f"{package}.{module.stem}.md"] = f"# Module `{package}/{module.name}`\n\n{body}\n"
+    return docs
+
+
+def demo_corpus_dir(target: Path | None = None) -> Path:
+    """Write the demo corpus (only files whose text changed, so rebuilds stay incremental)."""
+    target = target or cache_dir() / "demo-corpus"
+    target.mkdir(parents=True, exist_ok=True)
+    docs = demo_documents()
+    for name, text in docs.items():
+        path = target / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    for stale in target.glob("*.md"):
+        if stale.name not in docs:
+            stale.unlink()
+    return target

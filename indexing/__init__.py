@@ -1,0 +1,27 @@
+"""Corpora into a persistent, incremental index (Chroma + BM25) and dense / BM25 / hybrid retrieval."""
+
+from indexing.build import build_index, load_corpus
+from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config
+from indexing.records import BuildReport, Chunk, Hit, SearchResult
+from indexing.retrieval import RETRIEVERS, Index, Retriever, list_indexes, open_index, rrf_fuse
+from indexing.store import IndexMismatchError, IndexStoreError
+
+__all__ = [
+    "RETRIEVERS",
+    "BuildReport",
+    "Chunk",
+    "ChunkConfig",
+    "Hit",
+    "Index",
+    "IndexMismatchError",
+    "IndexStoreError",
+    "Retriever",
+    "SearchResult",
+    "build_index",
+    "chunk_documents",
+    "default_chunk_config",
+    "list_indexes",
+    "load_corpus",
+    "open_index",
+    "rrf_fuse",
+]

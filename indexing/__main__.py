@@ -1,0 +1,139 @@
+"""``python -m indexing``: build, search and inspect indexes.
+
+    python -m indexing build --corpus DIR [--embedder auto] [--index-dir .linqrag/index]
+    python -m indexing search "query" [--retriever hybrid] [-k 10]
+    python -m indexing stats
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from linqrag.settings import apply_offline_env
+
+DEFAULT_INDEX_DIR = Path(os.environ.get("LINQRAG_INDEX_DIR", ".linqrag/index"))
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX_DIR,
+                        help=f"index directory (default {DEFAULT_INDEX_DIR}, or $LINQRAG_INDEX_DIR)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from corpora import demo_corpus_dir
+    from embedder import load_embedder
+    from indexing import ChunkConfig, build_index
+
+    corpus = demo_corpus_dir() if args.corpus == "demo" else args.corpus
+    embedder = load_embedder(args.embedder, args.adapter, batch_size=args.batch_size)
+    config = ChunkConfig(args.chunk_size, args.chunk_overlap) if args.chunk_size else None
+    report = build_index(corpus, embedder, args.index_dir, name=args.name, chunk_config=config,
+                         upsert_batch=args.commit_every, show_progress=not args.no_progress)
+    for skipped in report.skipped:
+        print(f"skipped {skipped.path}: {skipped.reason}")
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"index {report.index_key}: {report.documents} documents, {report.total} chunks in {args.index_dir} "
+          f"({report.seconds:.1f}s)")
+    print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from embedder import load_embedder
+    from indexing import open_index
+
+    index = open_index(args.index_dir, corpus=args.corpus)
+    embedder = None
+    if args.retriever != "bm25":
+        embedder = load_embedder(args.embedder or index.manifest.embedder, args.adapter)
+    result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(args.query, args.k)
+    if args.json:
+        print(json.dumps([{"rank": h.rank, "score": h.score, "id": h.chunk_id, **h.metadata, "text": h.text}
+                          for h in result.hits], indent=1))
+        return 0
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{result.retriever}: {len(result.hits)} hits in {result.seconds * 1000:.1f} ms")
+    for h in result.hits:
+        snippet = " ".join(h.text.split())[:160]
+        print(f"{h.rank:3d}. {h.score:8.4f}  {h.metadata.get('doc_id')} [{h.metadata.get('start')}:{h.metadata.get('end')}]\n      {snippet}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from indexing import list_indexes, open_index
+
+    manifests = list_indexes(args.index_dir)
+    if not manifests:
+        print(f"{args.index_dir}: no finished index yet")
+        return 0
+    for m in manifests:
+        stats = open_index(args.index_dir, corpus=m.corpus, signature=m.signature).stats()
+        print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k:12s} {v}" for k, v in stats.items()) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m indexing", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="index a corpus directory (incremental)",
+                           description="Load, chunk and embed a corpus into Chroma and BM25; only new or changed chunks are embedded.")
+    build.add_argument("--corpus", required=True, help="a directory of documents, a BEIR folder, or 'demo'")
+    build.add_argument("--embedder", default="auto", help="preset, hub id or path (default auto)")
+    build.add_argument("--adapter", help="PEFT adapter directory on top of the embedder")
+    build.add_argument("--name", help="corpus name (default: the directory's name)")
+    build.add_argument("--chunk-size", type=int, help="tokens per chunk (default from the embedder's window)")
+    build.add_argument("--chunk-overlap", type=int, default=32)
+    build.add_argument("--batch-size", type=int, default=32, help="embedding batch size")
+    build.add_argument("--commit-every", type=int, default=256, help="chunks embedded per durable write to Chroma")
+    build.add_argument("--no-progress", action="store_true")
+    _common(build)
+    build.set_defaults(func=cmd_build)
+
+    search = sub.add_parser("search", help="query an index", description="Rank chunks for a query.")
+    search.add_argument("query")
+    search.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default="hybrid")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--corpus", help="which corpus, when the directory holds several")
+    search.add_argument("--embedder", help="query embedder (default: the one the index was built with)")
+    search.add_argument("--adapter")
+    search.add_argument("--instruction", help="task instruction for the query (decoder embedders)")
+    search.add_argument("--json", action="store_true")
+    _common(search)
+    search.set_defaults(func=cmd_search)
+
+    stats = sub.add_parser("stats", help="describe the indexes in a directory")
+    stats.add_argument("--json", action="store_true")
+    _common(stats)
+    stats.set_defaults(func=cmd_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_offline_env()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("bm25s", "chromadb", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from corpora import CorpusError
+    from embedder import ModelNotFoundError
+    from indexing import IndexStoreError
+
+    try:
+        return args.func(args)
+    except (CorpusError, ModelNotFoundError, IndexStoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""``build_index``: documents -> chunks -> embeddings in Chroma + BM25, incrementally.
+
+Chroma is the record of what is embedded. A build chunks every document (reusing the chunks of
+files whose digest did not change), embeds only chunk ids Chroma lacks, deletes ids no document
+produces any more, then rewrites the chunk store, BM25 and the manifest atomically. A build killed
+at any point and run again therefore ends in the state of an uninterrupted build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from corpora import CorpusError, is_beir_folder, load_beir, load_directory
+from corpora.records import Document, LoadReport
+from embedder.model import TransformerEmbedder
+from indexing.bm25 import BM25Index
+from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
+from indexing.manifest import Manifest
+from indexing.records import BuildReport, Chunk
+from indexing.store import (
+    IndexStoreError,
+    VectorStore,
+    check_index_dir,
+    index_key,
+    read_chunks,
+    write_chunks_atomic,
+    write_json_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+#: Chunks embedded and written to Chroma per step; each step is durable on its own.
+UPSERT_BATCH = 256
+
+
+def load_corpus(corpus: str | Path) -> LoadReport:
+    """A BEIR folder's corpus (ids as in its qrels) or every readable file of a directory."""
+    corpus = Path(corpus)
+    if is_beir_folder(corpus):
+        return LoadReport(load_beir(corpus).corpus, [], [f"{corpus.name}: BEIR folder, corpus only"])
+    return load_directory(corpus)
+
+
+def doc_digest(doc: Document) -> str:
+    return hashlib.sha256(f"{doc.title}\x00{doc.text}".encode()).hexdigest()[:24]
+
+
+def build_index(
+    corpus: str | Path,
+    embedder: TransformerEmbedder,
+    index_dir: str | Path,
+    name: str | None = None,
+    chunk_config: ChunkConfig | None = None,
+    batch_size: int | None = None,
+    upsert_batch: int = UPSERT_BATCH,
+    show_progress: bool = True,
+) -> BuildReport:
+    """Index ``corpus`` into ``index_dir`` with ``embedder``; ``upsert_batch`` chunks are embedded
+    and committed to Chroma per step (the most a killed build can lose)."""
+    t0 = time.perf_counter()
+    corpus = Path(corpus)
+    if not corpus.is_dir():
+        raise CorpusError(f"corpus {corpus} is not a directory")
+    report = load_corpus(corpus)
+    if not report.documents:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:10]) or "the directory is empty"
+        raise CorpusError(f"no readable documents in {corpus} ({reasons})")
+
+    index_dir = Path(index_dir)
+    check_index_dir(index_dir, create=True)
+    name = name or corpus.resolve().name
+    key = index_key(name, embedder.signature)
+    home = index_dir / "indexes" / key
+    home.mkdir(parents=True, exist_ok=True)
+    manifest_path = home / "manifest.json"
+    config = chunk_config or default_chunk_config(embedder.max_length)
+
+    try:
+        old = Manifest.load(manifest_path)
+    except IndexStoreError as error:
+        log.warning("%s; re-chunking everything (Chroma still holds the embeddings)", error)
+        old = None
+    old_chunks = read_chunks(home / "chunks.jsonl") if old and old.chunk_config == config.to_json() else {}
+
+    # 1. chunk: unchanged documents keep their chunks
+    chunks: list[Chunk] = []
+    files: dict[str, dict] = {}
+    to_chunk: list[Document] = []
+    for doc in report.documents:
+        digest = doc_digest(doc)
+        previous = old.files.get(doc.doc_id) if old and old_chunks else None
+        if previous and previous["digest"] == digest and all(c in old_chunks for c in previous["chunks"]):
+            chunks.extend(old_chunks[c] for c in previous["chunks"])
+            files[doc.doc_id] = previous
+        else:
+            to_chunk.append(doc)
+    if to_chunk:
+        tokenize = token_counter(embedder.tokenizer)
+        digests = {d.doc_id: doc_digest(d) for d in to_chunk}
+        for doc in tqdm(to_chunk, desc="chunk", unit="doc", disable=not show_progress or len(to_chunk) < 50):
+            new = chunk_documents([doc], config, tokenize)
+            chunks.extend(new)
+            files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
+
+    # 2. reconcile with what Chroma holds
+    store = VectorStore(index_dir, key, embedder.signature)
+    existing = store.ids()
+    wanted = {c.chunk_id for c in chunks}
+    missing = [c for c in chunks if c.chunk_id not in existing]
+    stale = existing - wanted
+
+    # 3. embed and store what is missing, a durable batch at a time
+    with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not show_progress or not missing) as bar:
+        for i in range(0, len(missing), upsert_batch):
+            part = missing[i : i + upsert_batch]
+            vectors = embedder.encode_documents([c.indexed_text for c in part], batch_size=batch_size)
+            store.upsert(part, vectors)
+            bar.update(len(part))
+            log.info("upserted %d/%d chunks", i + len(part), len(missing))
+    if stale:
+        store.delete(stale)
+
+    # 4. chunk store, BM25 and manifest, each replaced atomically; the manifest last
+    changed = bool(missing or stale) or old is None or not (home / "bm25").exists()
+    if changed or set(old_chunks) != wanted:
+        write_chunks_atomic(home / "chunks.jsonl", chunks)
+        BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks], show_progress=False).save(home / "bm25")
+    Manifest(
+        corpus=name, corpus_path=str(corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
+        chunk_config=config.to_json(), files=files, chunk_count=len(chunks),
+    ).save(manifest_path)
+
+    return BuildReport(
+        index_key=key, embedded=len(missing), kept=len(chunks) - len(missing), removed=len(stale),
+        documents=len(report.documents), skipped=list(report.skipped), notes=list(report.notes),
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,65 @@
+"""Token-aware chunking with llama-index's SentenceSplitter; stable chunk ids from source and content."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+from corpora.records import Document
+from indexing.records import Chunk
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    chunk_size: int = 256  # tokens of the embedder's tokenizer
+    chunk_overlap: int = 32
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def default_chunk_config(max_length: int) -> ChunkConfig:
+    """Chunks that fit the embedder's window with room for the title: at most 512 tokens, 1/8 overlap."""
+    size = max(64, min(512, max_length) - 24)
+    return ChunkConfig(chunk_size=size, chunk_overlap=size // 8)
+
+
+def chunk_id(doc_id: str, text: str, occurrence: int = 0) -> str:
+    """Same source and same text -> same id, whatever else changed in the file."""
+    digest = hashlib.sha256(f"{doc_id}\x00{text}\x00{occurrence}".encode()).hexdigest()[:24]
+    return f"c{digest}"
+
+
+def token_counter(tokenizer) -> Callable[[str], list]:
+    """A ``text -> tokens`` callable for the splitter from a Hugging Face tokenizer."""
+
+    def encode(text: str) -> list:
+        return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+    return encode
+
+
+def chunk_documents(documents: Iterable[Document], config: ChunkConfig, tokenize: Callable[[str], list]) -> list[Chunk]:
+    from llama_index.core import Document as LIDocument
+    from llama_index.core.node_parser import SentenceSplitter
+
+    splitter = SentenceSplitter(
+        chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap, tokenizer=tokenize,
+        include_metadata=False, include_prev_next_rel=False,
+    )
+    chunks: list[Chunk] = []
+    for doc in documents:
+        nodes = splitter.get_nodes_from_documents([LIDocument(text=doc.text, id_=doc.doc_id)])
+        seen: dict[str, int] = {}
+        for node in nodes:
+            text = node.get_content()
+            if not text.strip():
+                continue
+            occurrence = seen.get(text, 0)
+            seen[text] = occurrence + 1
+            start = node.start_char_idx if node.start_char_idx is not None else doc.text.find(text)
+            end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
+            chunks.append(Chunk(chunk_id(doc.doc_id, text, occurrence), doc.doc_id, text, doc.title, doc.source,
+                                max(start, 0), end))
+    return chunks

@@ -1,0 +1,35 @@
+"""The manifest of one index: which files it holds, their digests and chunk ids, and the embedder."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from indexing.store import IndexStoreError, write_json_atomic
+
+
+@dataclass
+class Manifest:
+    corpus: str
+    corpus_path: str
+    signature: str
+    embedder: str
+    chunk_config: dict
+    files: dict[str, dict] = field(default_factory=dict)  # doc_id -> {"digest", "chunks"}
+    chunk_count: int = 0
+    built_at: float = field(default_factory=time.time)
+
+    def save(self, path: Path) -> None:
+        self.built_at = time.time()
+        write_json_atomic(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> "Manifest | None":
+        if not path.exists():
+            return None
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise IndexStoreError(f"{path} is corrupt ({error}); delete its folder and build again") from error

@@ -1,0 +1,168 @@
+"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over one built index."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from indexing.bm25 import BM25Index
+from indexing.manifest import Manifest
+from indexing.records import Chunk, Hit, SearchResult
+from indexing.store import IndexMismatchError, IndexStoreError, VectorStore, check_index_dir, read_chunks
+
+RETRIEVERS = ("dense", "bm25", "hybrid")
+RRF_K = 60
+
+
+class Retriever(Protocol):
+    name: str
+
+    def search(self, query: str, k: int = 10) -> SearchResult: ...
+
+
+def rrf_fuse(rankings: dict[str, list[str]], weights: dict[str, float] | None = None, k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: ``sum_r w_r / (k + rank_r(d))`` with ranks from 1, best first."""
+    scores: dict[str, float] = {}
+    for name, ids in rankings.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        for rank, doc in enumerate(ids, 1):
+            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass
+class Index:
+    """An opened index: manifest, chunk records, the Chroma collection and the BM25 index."""
+
+    index_dir: Path
+    key: str
+    manifest: Manifest
+    chunks: dict[str, Chunk]
+    store: VectorStore
+    bm25: BM25Index
+
+    def hits(self, scored: list[tuple[str, float]]) -> list[Hit]:
+        out = []
+        for rank, (cid, score) in enumerate(scored, 1):
+            chunk = self.chunks.get(cid)
+            if chunk is not None:
+                out.append(Hit(cid, float(score), rank, chunk.text, chunk.metadata()))
+        return out
+
+    def check_embedder(self, embedder) -> None:
+        if embedder.signature != self.manifest.signature:
+            raise IndexMismatchError(
+                f"this index was built with embedder {self.manifest.signature}; the query embedder is "
+                f"{embedder.signature}. Use the same embedder, or build an index for this one."
+            )
+
+    def retriever(self, kind: str, embedder=None, instruction: str | None = None,
+                  weights: dict[str, float] | None = None, depth: int = 100) -> Retriever:
+        if kind == "bm25":
+            return BM25Retriever(self)
+        if embedder is None:
+            raise ValueError(f"the {kind} retriever needs the query embedder")
+        self.check_embedder(embedder)
+        dense = DenseRetriever(self, embedder, instruction)
+        if kind == "dense":
+            return dense
+        if kind == "hybrid":
+            return HybridRetriever(self, dense, BM25Retriever(self), weights or {"dense": 1.0, "bm25": 1.0}, depth)
+        raise ValueError(f"unknown retriever {kind!r}; choose from {RETRIEVERS}")
+
+    def stats(self) -> dict:
+        m = self.manifest
+        return {"key": self.key, "corpus": m.corpus, "corpus_path": m.corpus_path, "embedder": m.signature,
+                "documents": len(m.files), "chunks": len(self.chunks), "vectors": self.store.count(),
+                "chunk_config": m.chunk_config, "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.built_at))}
+
+
+class BM25Retriever:
+    name = "bm25"
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def ranked(self, query: str, k: int) -> list[tuple[str, float]]:
+        return self.index.bm25.search(query, k)
+
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        t0 = time.perf_counter()
+        scored = self.ranked(query, k)
+        notes = [] if scored else ["no chunk shares a word with the query"]
+        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
+
+
+class DenseRetriever:
+    name = "dense"
+
+    def __init__(self, index: Index, embedder, instruction: str | None = None) -> None:
+        self.index, self.embedder, self.instruction = index, embedder, instruction
+
+    def notes_for(self, query: str) -> list[str]:
+        formatted = self.embedder.format_queries([query], self.instruction)[0]
+        full = len(self.embedder.tokenizer(formatted, add_special_tokens=True, verbose=False)["input_ids"])
+        if full > self.embedder.max_length:
+            return [f"query is {full} tokens; the embedder read only its first {self.embedder.max_length}"]
+        return []
+
+    def ranked(self, query: str, k: int) -> list[tuple[str, float]]:
+        vector = self.embedder.encode_queries([query], instruction=self.instruction)[0]
+        return self.index.store.query(vector, k)
+
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        t0 = time.perf_counter()
+        scored = self.ranked(query, k)
+        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, self.notes_for(query))
+
+
+class HybridRetriever:
+    name = "hybrid"
+
+    def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float], depth: int) -> None:
+        self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
+
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        t0 = time.perf_counter()
+        depth = max(self.depth, k)
+        rankings = {
+            "dense": [cid for cid, _ in self.dense.ranked(query, depth)],
+            "bm25": [cid for cid, _ in self.bm25.ranked(query, depth)],
+        }
+        fused = rrf_fuse(rankings, self.weights)[:k]
+        return SearchResult(self.name, query, self.index.hits(fused), time.perf_counter() - t0, self.dense.notes_for(query))
+
+
+def list_indexes(index_dir: str | Path) -> list[Manifest]:
+    index_dir = Path(index_dir)
+    check_index_dir(index_dir, create=False)
+    out = []
+    for path in sorted((index_dir / "indexes").glob("*/manifest.json")):
+        manifest = Manifest.load(path)
+        if manifest is not None:
+            out.append(manifest)
+    return out
+
+
+def open_index(index_dir: str | Path, corpus: str | None = None, signature: str | None = None) -> Index:
+    """Open the index for ``corpus`` (and embedder ``signature``); the newest one when not given."""
+    from indexing.store import index_key
+
+    index_dir = Path(index_dir)
+    candidates = [m for m in list_indexes(index_dir)
+                  if (corpus is None or m.corpus == corpus) and (signature is None or m.signature == signature)]
+    if not candidates:
+        wanted = f" for corpus {corpus!r}" if corpus else ""
+        wanted += f" and embedder {signature}" if signature else ""
+        raise IndexStoreError(f"no finished index{wanted} in {index_dir}; build one with `python -m indexing build`")
+    manifest = max(candidates, key=lambda m: m.built_at)
+    key = index_key(manifest.corpus, manifest.signature)
+    home = index_dir / "indexes" / key
+    try:
+        bm25 = BM25Index.load(home / "bm25")
+    except (OSError, ValueError) as error:
+        raise IndexStoreError(f"the BM25 index in {home} is damaged ({error}); build again") from error
+    store = VectorStore(index_dir, key, manifest.signature, create=False)
+    return Index(index_dir, key, manifest, read_chunks(home / "chunks.jsonl"), store, bm25)

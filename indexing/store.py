@@ -1,0 +1,162 @@
+"""The on-disk layout of an index directory and the Chroma collection in it.
+
+    INDEX_DIR/linqrag-index.json           marker: this directory is a linqrag index
+    INDEX_DIR/chroma/                      Chroma PersistentClient (one collection per corpus x embedder)
+    INDEX_DIR/indexes/KEY/manifest.json    files, digests, chunk ids, embedder signature
+    INDEX_DIR/indexes/KEY/chunks.jsonl     chunk records (text, offsets, source)
+    INDEX_DIR/indexes/KEY/bm25/            bm25s index over the same chunks
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from indexing.records import Chunk
+from linqrag.settings import apply_offline_env
+
+MARKER = "linqrag-index.json"
+FORMAT_VERSION = 1
+
+
+class IndexStoreError(RuntimeError):
+    """The index directory cannot be used as asked; the message says why and what to do."""
+
+
+class IndexMismatchError(IndexStoreError):
+    """A query embedder whose signature differs from the one the index was built with."""
+
+
+def index_key(corpus_name: str, signature: str) -> str:
+    """Chroma-safe name for (corpus, embedder signature)."""
+    safe = re.sub(r"[^a-zA-Z0-9._-]+", "-", corpus_name).strip("-._")[:40] or "corpus"
+    return f"{safe}-{hashlib.sha256(signature.encode()).hexdigest()[:10]}"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[Chunk]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for chunk in chunks:
+            fh.write(json.dumps(chunk.to_json(), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_chunks(path: Path) -> dict[str, Chunk]:
+    if not path.exists():
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return {c.chunk_id: c for c in (Chunk(**json.loads(line)) for line in fh if line.strip())}
+
+
+def check_index_dir(index_dir: Path, create: bool) -> None:
+    """Refuse a directory that holds something other than a linqrag index."""
+    marker = index_dir / MARKER
+    if marker.exists():
+        try:
+            info = json.loads(marker.read_text())
+        except json.JSONDecodeError as error:
+            raise IndexStoreError(f"{marker} is corrupt ({error.msg}); delete {index_dir} and build again") from error
+        if info.get("format") != FORMAT_VERSION:
+            raise IndexStoreError(f"{index_dir} holds index format {info.get('format')}, this linqrag reads {FORMAT_VERSION}")
+        return
+    if index_dir.exists() and any(index_dir.iterdir()):
+        raise IndexStoreError(
+            f"{index_dir} is not empty and is not a linqrag index (no {MARKER}); choose another --index-dir"
+        )
+    if not create:
+        raise IndexStoreError(f"no index at {index_dir}: build one with `python -m indexing build --corpus DIR`")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, {"format": FORMAT_VERSION})
+
+
+def _forget_stale_system(chroma_dir: Path) -> None:
+    """Drop Chroma's in-process cache for a store whose files were deleted.
+
+    Chroma keeps one System per persist path for the life of the process; if the directory was
+    removed and is being recreated (a fresh build at the same path), the cached System still
+    holds the old, deleted SQLite file and every write fails as "readonly database".
+    """
+    if (chroma_dir / "chroma.sqlite3").exists():
+        return
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    key = str(chroma_dir)
+    system = SharedSystemClient._identifier_to_system.pop(key, None)
+    SharedSystemClient._identifier_to_refcount.pop(key, None)
+    if system is not None:
+        try:
+            system.stop()
+        except Exception:  # the files under it are gone already; nothing to flush
+            pass
+
+
+class VectorStore:
+    """One Chroma collection, cosine space; embeddings always come from us, never from Chroma."""
+
+    def __init__(self, index_dir: Path, key: str, signature: str, create: bool = True) -> None:
+        apply_offline_env()
+        import chromadb
+        from chromadb.config import Settings
+
+        _forget_stale_system(index_dir / "chroma")
+        try:
+            self.client = chromadb.PersistentClient(
+                path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False)
+            )
+            if create:
+                self.collection = self.client.get_or_create_collection(
+                    key, configuration={"hnsw": {"space": "cosine"}}, metadata={"signature": signature},
+                    embedding_function=None,
+                )
+            else:
+                self.collection = self.client.get_collection(key, embedding_function=None)
+        except Exception as error:  # chromadb raises many types for a damaged store
+            raise IndexStoreError(
+                f"the vector store in {index_dir / 'chroma'} cannot be opened ({error.__class__.__name__}: {error}); "
+                "delete the index directory and build again"
+            ) from error
+        stored = (self.collection.metadata or {}).get("signature")
+        if stored is not None and stored != signature:
+            raise IndexMismatchError(f"collection {key} was built with {stored}, not {signature}")
+        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
+
+    def ids(self) -> set[str]:
+        return set(self.collection.get(include=[])["ids"])
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        for i in range(0, len(chunks), self.max_batch):
+            part = chunks[i : i + self.max_batch]
+            self.collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[i : i + self.max_batch],
+                documents=[c.text for c in part],
+                metadatas=[c.metadata() for c in part],
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for i in range(0, len(ids), self.max_batch):
+            self.collection.delete(ids=ids[i : i + self.max_batch])
+
+    def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Top ``k`` ``(chunk_id, cosine similarity)``."""
+        n = min(k, self.count())
+        if n == 0:
+            return []
+        result = self.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]
