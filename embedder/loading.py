@@ -123,7 +123,8 @@ def load_embedder(
     if max_length:
         spec = spec.with_overrides(max_length=max_length)
     tokenizer.padding_side = spec.padding_side
-    loaded_from = LoadedFrom(model_ref, spec.revision, adapter_ref, "nf4" if use_nf4 else None)
+    loaded_from = LoadedFrom(model_ref, spec.revision, adapter_ref, "nf4" if use_nf4 else None,
+                             str(adapter_path.resolve()) if adapter_path is not None else None)
     embedder = TransformerEmbedder(model, tokenizer, spec, loaded_from, batch_size=batch_size)
     log.info("loaded %r", embedder)
     return embedder

@@ -39,6 +39,7 @@ class LoadedFrom:
     revision: str | None = None
     adapter_ref: str | None = None
     quantization: str | None = None
+    adapter_path: str | None = None  # where the adapter was read from, so an index can reload it
 
 
 class TransformerEmbedder:

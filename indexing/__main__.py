@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from linqrag.settings import apply_offline_env
+from linqrag.settings import apply_offline_env, index_dir
 
-DEFAULT_INDEX_DIR = Path(os.environ.get("LINQRAG_INDEX_DIR", ".linqrag/index"))
+DEFAULT_INDEX_DIR = index_dir()
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     index = open_index(args.index_dir, corpus=args.corpus)
     embedder = None
     if args.retriever != "bm25":
-        embedder = load_embedder(args.embedder or index.manifest.embedder, args.adapter)
+        embedder = (load_embedder(args.embedder, args.adapter) if args.embedder
+                    else index.manifest.load_embedder())
     result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(args.query, args.k)
     if args.json:
         print(json.dumps([{"rank": h.rank, "score": h.score, "id": h.chunk_id, **h.metadata, "text": h.text}

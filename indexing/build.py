@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -59,9 +60,12 @@ def build_index(
     batch_size: int | None = None,
     upsert_batch: int = UPSERT_BATCH,
     show_progress: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> BuildReport:
     """Index ``corpus`` into ``index_dir`` with ``embedder``; ``upsert_batch`` chunks are embedded
-    and committed to Chroma per step (the most a killed build can lose)."""
+    and committed to Chroma per step (the most a killed build can lose). ``progress(stage, done,
+    total)`` is called as chunking and embedding advance (the app draws its bar from it)."""
+    report_progress = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     corpus = Path(corpus)
     if not corpus.is_dir():
@@ -102,7 +106,8 @@ def build_index(
     if to_chunk:
         tokenize = token_counter(embedder.tokenizer)
         digests = {d.doc_id: doc_digest(d) for d in to_chunk}
-        for doc in tqdm(to_chunk, desc="chunk", unit="doc", disable=not show_progress or len(to_chunk) < 50):
+        for n, doc in enumerate(tqdm(to_chunk, desc="chunk", unit="doc", disable=not show_progress or len(to_chunk) < 50)):
+            report_progress("chunk", n, len(to_chunk))
             new = chunk_documents([doc], config, tokenize)
             chunks.extend(new)
             files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
@@ -115,12 +120,14 @@ def build_index(
     stale = existing - wanted
 
     # 3. embed and store what is missing, a durable batch at a time
+    report_progress("embed", 0, len(missing))
     with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not show_progress or not missing) as bar:
         for i in range(0, len(missing), upsert_batch):
             part = missing[i : i + upsert_batch]
             vectors = embedder.encode_documents([c.indexed_text for c in part], batch_size=batch_size)
             store.upsert(part, vectors)
             bar.update(len(part))
+            report_progress("embed", i + len(part), len(missing))
             log.info("upserted %d/%d chunks", i + len(part), len(missing))
     if stale:
         store.delete(stale)
@@ -133,6 +140,7 @@ def build_index(
     Manifest(
         corpus=name, corpus_path=str(corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
         chunk_config=config.to_json(), files=files, chunk_count=len(chunks),
+        adapter=embedder.loaded_from.adapter_path, max_length=embedder.max_length,
     ).save(manifest_path)
 
     return BuildReport(

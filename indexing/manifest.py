@@ -19,11 +19,20 @@ class Manifest:
     chunk_config: dict
     files: dict[str, dict] = field(default_factory=dict)  # doc_id -> {"digest", "chunks"}
     chunk_count: int = 0
+    adapter: str | None = None  # the PEFT adapter the embedder was loaded with, if any
+    max_length: int | None = None
     built_at: float = field(default_factory=time.time)
 
     def save(self, path: Path) -> None:
         self.built_at = time.time()
         write_json_atomic(path, asdict(self))
+
+    def load_embedder(self, **kwargs):
+        """The query embedder this index was built with (same preset or path, same adapter)."""
+        from embedder import load_embedder
+
+        kwargs.setdefault("max_length", self.max_length)
+        return load_embedder(self.embedder, self.adapter, **kwargs)
 
     @classmethod
     def load(cls, path: Path) -> "Manifest | None":

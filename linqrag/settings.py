@@ -63,3 +63,13 @@ def data_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def index_dir() -> Path:
+    """The default index directory (``LINQRAG_INDEX_DIR``, default ``.linqrag/index``), shared by the CLI and the app."""
+    return Path(os.environ.get("LINQRAG_INDEX_DIR", ".linqrag/index"))
+
+
+def runs_dir() -> Path:
+    """Where ``finetune`` writes runs and the app looks for checkpoints (``LINQRAG_RUNS``, default ``runs``)."""
+    return Path(os.environ.get("LINQRAG_RUNS", "runs"))

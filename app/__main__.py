@@ -1,0 +1,77 @@
+"""``python -m app``: serve the app (building the demo index first), or just build the demo index.
+
+    python -m app serve [--embedder auto] [--port 8501] [--index-dir .linqrag/index]
+    python -m app build-demo [--embedder auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from linqrag.settings import apply_offline_env, index_dir
+
+
+def build_demo(embedder_name: str, directory: Path) -> None:
+    """Index the built-in demo corpus; a second run re-embeds nothing."""
+    from corpora import demo_corpus_dir
+    from embedder import load_embedder
+    from indexing import build_index
+
+    embedder = load_embedder(embedder_name)
+    print(f"embedder: {embedder.name} on {embedder.device}")
+    report = build_index(demo_corpus_dir(), embedder, directory, name="linqrag-docs")
+    print(f"demo index: {report.documents} documents, {report.total} chunks in {directory} ({report.seconds:.1f}s)")
+    print(report.summary())
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not args.no_build:
+        build_demo(args.embedder, args.index_dir)
+    env = dict(os.environ, LINQRAG_INDEX_DIR=str(args.index_dir.resolve()))
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("main.py")),
+        "--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+    ]
+    print(f"linqrag app: http://{args.host}:{args.port}  (Ctrl+C stops it)", flush=True)
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_offline_env()
+    parser = argparse.ArgumentParser(prog="python -m app", description="The linqrag Streamlit app.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="index the demo corpus (incrementally) and serve the app on loopback")
+    p.add_argument("--embedder", default="auto", help="embedder for the demo index (default auto: linq on a GPU, else minilm)")
+    p.add_argument("--index-dir", type=Path, default=index_dir(), help="index directory (default $LINQRAG_INDEX_DIR or .linqrag/index)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    p.add_argument("--no-build", action="store_true", help="serve without (re)building the demo index")
+    p.set_defaults(func=serve)
+    b = sub.add_parser("build-demo", help="only index the demo corpus")
+    b.add_argument("--embedder", default="auto", help="embedder (default auto)")
+    b.add_argument("--index-dir", type=Path, default=index_dir(), help="index directory")
+    b.set_defaults(func=lambda a: build_demo(a.embedder, a.index_dir) or 0)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as error:  # a missing model, a foreign index dir: one line, no traceback
+        from corpora import CorpusError
+        from embedder import ModelNotFoundError
+        from indexing import IndexStoreError
+
+        if isinstance(error, (CorpusError, ModelNotFoundError, IndexStoreError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The linqrag app: ``streamlit run app/main.py`` (or ``python -m app serve``, which builds the demo index first).
+
+Pages are plain modules with a ``render(settings)`` function, chosen in the sidebar; the sidebar's
+choices (corpus, embedder, retriever, top-k, generator) are drawn once and passed to the page.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts only app/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import session  # noqa: E402
+from app.pages import chat, compare, index, models  # noqa: E402
+
+PAGES = {"Chat": chat, "Compare": compare, "Index": index, "Models": models}
+
+st.set_page_config(page_title="linqrag", page_icon="🔎", layout="wide")
+page = st.sidebar.radio("Page", list(PAGES), key="page", horizontal=True)
+settings = session.sidebar()
+PAGES[page].render(settings)

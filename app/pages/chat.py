@@ -1,0 +1,78 @@
+"""Chat: questions answered from the retrieved chunks, with numbered citations."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import session
+from app.views import CHUNK_CSS, render_answer
+from linqrag.rag import attach_citations, build_messages, passages_answer
+
+
+def render(settings: session.Settings) -> None:
+    st.markdown(CHUNK_CSS, unsafe_allow_html=True)
+    st.title("Chat with your documents")
+    history: list[dict] = st.session_state.setdefault("chat", [])
+
+    for turn in history:
+        with st.chat_message(turn["role"]):
+            if turn["role"] == "assistant":
+                render_answer(turn["answer"], turn["question"])
+            else:
+                st.markdown(turn["content"])
+
+    question = st.chat_input("Ask a question about the documents")
+    if settings.manifest is None:
+        st.info("There is no index to search yet. Build one on the **Index** page (or run `make demo`).")
+        return
+    if question is None:
+        if not history:
+            st.caption(f"Searching **{settings.manifest.corpus}** with {settings.retriever} retrieval, top {settings.top_k}.")
+        return
+    if not question.strip():
+        st.warning("Type a question first.")
+        return
+
+    with st.chat_message("user"):
+        st.markdown(question)
+
+    try:
+        index = session.index_for(settings.manifest)
+        embedder = None if settings.retriever == "bm25" else session.embedder_for(settings.manifest)
+        result = index.retriever(settings.retriever, embedder).search(question, settings.top_k)
+    except Exception as error:  # a missing model or a damaged index: say so, keep the page alive
+        st.error(f"Search failed: {error}")
+        return
+
+    with st.chat_message("assistant"):
+        for note in result.notes:
+            st.caption(note)
+        if not result.hits:
+            answer = passages_answer([], "nothing was retrieved")
+        elif settings.generator == "none":
+            answer = passages_answer(result.hits, "none chosen in the sidebar")
+        else:
+            try:
+                from linqrag.generation import GenerationConfig, GeneratorUnavailable
+
+                model = settings.local_model if settings.generator == "local" else settings.endpoint_model
+                generator = session.cached_generator(settings.generator, model, settings.base_url)
+                messages = build_messages(question, result.hits, [
+                    {"role": t["role"], "content": t["answer"].text if t["role"] == "assistant" else t["content"]}
+                    for t in history
+                ])
+                placeholder, text = st.empty(), ""
+                for piece in generator.stream(messages, GenerationConfig(max_new_tokens=200, repetition_penalty=1.1)):
+                    text += piece
+                    placeholder.markdown(text + " ▌")
+                placeholder.empty()
+                answer = attach_citations(text, result.hits)
+            except GeneratorUnavailable as error:
+                answer = passages_answer(result.hits, str(error))
+            except Exception as error:  # an endpoint that fails mid-answer: fall back to the passages
+                answer = passages_answer(result.hits, f"the generator failed: {error}")
+        render_answer(answer, question)
+        st.caption(f"{settings.retriever} retrieval: {len(result.hits)} chunks in {result.seconds * 1000:.0f} ms")
+
+    history.append({"role": "user", "content": question})
+    history.append({"role": "assistant", "answer": answer, "question": question})

@@ -1,0 +1,137 @@
+"""Compare: one query through dense, BM25 and hybrid side by side; on a BEIR folder, metrics too."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from app import session
+from app.views import source_name
+from eval.metrics import ndcg_at_k, recall_at_k
+
+DEPTH = 100  # hits per retriever behind the metrics; the columns show the first SHOW
+SHOW = 10
+MARKS = {"dense": "D", "bm25": "B", "hybrid": "H"}
+
+
+@st.cache_resource(show_spinner="Reading the relevance judgements ...")
+def judgements(corpus_path: str):
+    from corpora import is_beir_folder, load_beir
+
+    return load_beir(corpus_path) if is_beir_folder(corpus_path) else None
+
+
+def render(settings: session.Settings) -> None:
+    st.title("Compare retrievers")
+    if settings.manifest is None:
+        st.info("There is no index to compare on yet. Build one on the **Index** page.")
+        return
+
+    manifest = settings.manifest
+
+
+    try:
+        dataset = judgements(manifest.corpus_path)
+        index = session.index_for(manifest)
+        embedder = session.embedder_for(manifest)
+    except Exception as error:
+        st.error(f"Cannot open this index: {error}")
+        return
+
+    retrievers = {kind: index.retriever(kind, embedder) for kind in ("dense", "bm25", "hybrid")}
+    titles = {"dense": f"Dense · {session.embedder_label(manifest)}", "bm25": "BM25 · bm25s", "hybrid": "Hybrid · RRF k=60"}
+    judged = dataset.judged_queries if dataset else {}
+
+    query, qid = "", None
+    if judged:
+        st.caption(f"{manifest.corpus} has relevance judgements for {len(judged)} queries ({dataset.split} split).")
+        ids = list(judged)
+        picked = st.selectbox("Pick a judged query", ["(type your own)"] + ids, key="compare_qid",
+                              format_func=lambda i: i if i == "(type your own)" else f"{i}: {judged[i][:90]}")
+        if picked != "(type your own)":
+            qid, query = picked, judged[picked]
+    typed = st.text_input("Query", value=query, key=f"compare_query_{qid}")
+    query = typed.strip()
+
+    if query:
+        results = {kind: r.search(query, DEPTH) for kind, r in retrievers.items()}
+        shown = {kind: res.hits[:SHOW] for kind, res in results.items()}
+        holders: dict[str, set[str]] = {}
+        for kind, hits in shown.items():
+            for hit in hits:
+                holders.setdefault(hit.chunk_id, set()).add(kind)
+        shared_all = sum(1 for kinds in holders.values() if len(kinds) == 3)
+        st.caption(f"{shared_all} chunk(s) appear in all three top-{SHOW} lists; "
+                   "the Shared column marks which lists hold each hit (D dense, B BM25, H hybrid).")
+        columns = st.columns(3)
+        for column, (kind, res) in zip(columns, results.items()):
+            with column:
+                st.subheader(titles[kind])
+                cells = column.columns(3 if qid else 1)
+                cells[0].metric("latency", f"{res.seconds * 1000:.0f} ms")
+                if qid:
+                    ranking = [d for d, _ in res.doc_ranking()]
+                    cells[1].metric("nDCG@10", f"{ndcg_at_k(ranking, dataset.qrels[qid], 10):.3f}")
+                    cells[2].metric("recall@10", f"{recall_at_k(ranking, dataset.qrels[qid], 10):.3f}")
+                for note in res.notes:
+                    st.caption(note)
+                rows = []
+                for hit in shown[kind]:
+                    relevant = dataset.qrels[qid].get(hit.doc_id, 0) if qid else None
+                    rows.append({
+                        "rank": hit.rank, "score": round(hit.score, 4), "document": source_name(hit),
+                        "shared": "".join(MARKS[k] for k in ("dense", "bm25", "hybrid") if k in holders[hit.chunk_id]),
+                        **({"relevant": relevant} if qid else {}),
+                        "text": " ".join(hit.text.split())[:160],
+                    })
+                if rows:
+                    st.dataframe(rows, hide_index=True)
+                else:
+                    st.info("no hits")
+
+    if judged:
+        st.divider()
+        st.subheader("Batch: the whole query set")
+        n = st.number_input("Queries to run", 1, len(judged), min(len(judged), 50), key="batch_n")
+        if st.button("Run the query set", key="batch_run"):
+            from eval.runs import score_run
+
+            chosen = dict(list(judged.items())[: int(n)])
+            bar = st.progress(0.0, text="running ...")
+            runs = {kind: {} for kind in retrievers}
+            seconds = {kind: 0.0 for kind in retrievers}
+            steps, done = len(chosen) * len(retrievers), 0
+            for kind, retriever in retrievers.items():
+                for q_id, text in chosen.items():
+                    t0 = time.perf_counter()
+                    runs[kind][q_id] = dict(retriever.search(text, DEPTH).doc_ranking())
+                    seconds[kind] += time.perf_counter() - t0
+                    done += 1
+                    bar.progress(done / steps, text=f"{kind}: {q_id}")
+            qrels = {q: dataset.qrels[q] for q in chosen}
+            table = []
+            for kind in retrievers:
+                scores = score_run(runs[kind], qrels)
+                table.append({"retriever": kind, **{m: round(v, 4) for m, v in scores.items()},
+                              "ms/query": round(1000 * seconds[kind] / len(chosen), 1)})
+            bar.empty()
+            st.session_state["batch_result"] = {"n": len(chosen), "corpus": manifest.corpus, "table": table}
+
+        result = st.session_state.get("batch_result")
+        if result and result["corpus"] == manifest.corpus:
+            import matplotlib.pyplot as plt
+            import numpy as np
+
+            st.dataframe(result["table"], hide_index=True)
+            metrics = ["ndcg@10", "recall@10", "recall@100"]
+            fig, ax = plt.subplots(figsize=(7, 3.2))
+            width = 0.26
+            for i, row in enumerate(result["table"]):
+                ax.bar(np.arange(len(metrics)) + (i - 1) * width, [row[m] for m in metrics], width, label=row["retriever"])
+            ax.set_xticks(np.arange(len(metrics)), metrics)
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{result['corpus']}: {result['n']} judged queries")
+            ax.legend(loc="lower right")
+            st.pyplot(fig)
+            plt.close(fig)

@@ -1,0 +1,164 @@
+"""The Streamlit app under ``AppTest``: real indexes on disk, real MiniLM, the real SmolLM2 generator."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from indexing import build_index, open_index
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+
+
+def new_app(index_dir: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("LINQRAG_INDEX_DIR", str(index_dir))
+    at = AppTest.from_file(MAIN, default_timeout=600)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+@pytest.fixture(scope="module")
+def topic_index(tmp_path_factory, minilm) -> Path:
+    from tests.conftest import TOPICS, make_pdf
+
+    corpus = tmp_path_factory.mktemp("app-corpus")
+    for name, text in TOPICS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    (corpus / "trains.pdf").write_bytes(make_pdf(["Steam locomotives pulled the first passenger trains."]))
+    index_dir = tmp_path_factory.mktemp("app-index") / "index"
+    build_index(corpus, minilm, index_dir, name="topics", show_progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def statutes_index(tmp_path_factory, minilm, shared_data) -> Path:
+    folder = shared_data / "aila-statutes"
+    if not folder.is_dir():
+        pytest.skip(f"aila-statutes not found at {folder}")
+    index_dir = tmp_path_factory.mktemp("app-statutes") / "index"
+    build_index(folder, minilm, index_dir, show_progress=False)
+    return index_dir
+
+
+def test_chat_round_trip_answers_with_citations_to_real_chunks(topic_index, monkeypatch):
+    at = new_app(topic_index, monkeypatch)
+    assert at.sidebar.selectbox(key="generator").value == "local"
+    at.chat_input[0].set_value("How does a volcano erupt?").run()
+    assert not at.exception, at.exception
+    turn = at.session_state["chat"][-1]
+    answer = turn["answer"]
+    assert answer.generated and answer.text.strip()
+    assert answer.citations, answer
+    chunks = open_index(topic_index).chunks
+    for citation in answer.citations:
+        assert f"[{citation.number}]" in answer.text
+        assert citation.hit.chunk_id in chunks and chunks[citation.hit.chunk_id].text == citation.hit.text
+    assert any(c.hit.doc_id == "volcano.html" for c in answer.citations)
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith(f"[{answer.citations[0].number}] volcano.html") for label in labels), labels
+    assert any("<mark>" in m for m in texts(at.markdown)), "the cited passage is highlighted"
+
+    # the conversation keeps its history: a second question adds a turn, the first stays on the page
+    at.chat_input[0].set_value("And what flows from the crater?").run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["chat"]) == 4
+    assert "How does a volcano erupt?" in texts(at.markdown)
+
+
+def test_chat_without_a_generator_shows_the_best_passages(topic_index, monkeypatch):
+    at = new_app(topic_index, monkeypatch)
+    at.sidebar.selectbox(key="generator").set_value("none")
+    at.sidebar.radio(key="retriever").set_value("bm25")
+    at.chat_input[0].set_value("steam trains").run()
+    assert not at.exception, at.exception
+    answer = at.session_state["chat"][-1]["answer"]
+    assert not answer.generated and answer.citations[0].hit.doc_id == "trains.pdf"
+    assert any("No answer generator is available" in m for m in texts(at.markdown))
+
+
+def test_missing_generator_model_falls_back_to_passages(topic_index, monkeypatch):
+    at = new_app(topic_index, monkeypatch)
+    at.sidebar.text_input(key="local_model").set_value(str(topic_index / "no-such-model"))
+    at.chat_input[0].set_value("honey bees").run()
+    assert not at.exception, at.exception
+    answer = at.session_state["chat"][-1]["answer"]
+    assert not answer.generated and answer.citations and answer.notes
+
+
+def test_empty_query_and_empty_index_show_messages(topic_index, tmp_path, monkeypatch):
+    at = new_app(topic_index, monkeypatch)
+    at.chat_input[0].set_value("   ").run()
+    assert not at.exception and "Type a question first." in texts(at.warning)
+    assert not at.session_state["chat"]
+
+    empty = new_app(tmp_path / "nothing-here", monkeypatch)
+    assert any("No index yet" in t for t in texts(empty.sidebar.info))
+    assert any("no index to search" in t for t in texts(empty.info))
+    for page in ("Compare", "Index", "Models"):
+        empty.sidebar.radio(key="page").set_value(page).run()
+        assert not empty.exception, (page, empty.exception)
+
+
+def test_missing_embedder_model_on_the_index_page_is_a_message(topic_index, tmp_path, monkeypatch):
+    at = new_app(tmp_path / "fresh", monkeypatch)
+    at.sidebar.radio(key="page").set_value("Index").run()
+    at.radio(key="index_source").set_value("The built-in demo corpus").run()
+    at.selectbox(key="index_embedder").set_value("linq")
+    at.button(key="build").click().run()
+    assert not at.exception, at.exception
+    errors = texts(at.error)
+    assert errors and "not available" in errors[0] and "CC-BY-NC-4.0" in errors[0], errors
+    assert not (tmp_path / "fresh" / "indexes").exists() or not list((tmp_path / "fresh" / "indexes").glob("*/manifest.json"))
+
+
+def test_index_page_builds_uploaded_files(tmp_path, monkeypatch):
+    at = new_app(tmp_path / "uploads-index", monkeypatch)
+    at.sidebar.radio(key="page").set_value("Index").run()
+    at.radio(key="index_source").set_value("Upload files").run()
+    name = f"test-upload-{tmp_path.name}"
+    at.text_input(key="upload_name").set_value(name)
+    uploader = at.file_uploader(key="upload_files")
+    uploader.upload("glaciers.txt", b"Glaciers carve U-shaped valleys as they slide downhill.", "text/plain")
+    uploader.upload("empty.txt", b"", "text/plain").run()
+    at.button(key="build").click().run()
+    try:
+        assert not at.exception, at.exception
+        assert any("embedded 1 new chunks" in s for s in texts(at.success)), texts(at.success)
+        assert any("empty.txt" in w for w in texts(at.warning)), "the empty file is listed as skipped"
+        assert at.sidebar.selectbox(key="corpus").value == name
+    finally:
+        from linqrag.settings import cache_dir
+
+        shutil.rmtree(cache_dir() / "uploads" / name, ignore_errors=True)
+
+
+def test_compare_page_on_a_beir_folder(statutes_index, monkeypatch):
+    at = new_app(statutes_index, monkeypatch)
+    at.sidebar.radio(key="page").set_value("Compare").run()
+    assert not at.exception, at.exception
+    qid = at.selectbox(key="compare_qid").options[1]
+    at.selectbox(key="compare_qid").set_value(qid.split(":")[0]).run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe) == 3, "three result lists"
+    for frame in at.dataframe:
+        assert len(frame.value) == 10 and {"rank", "score", "document", "shared"} <= set(frame.value.columns)
+    labels = [m.label for m in at.metric]
+    assert labels.count("nDCG@10") == 3 and labels.count("latency") == 3
+    values = [float(m.value) for m in at.metric if m.label == "nDCG@10"]
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+    at.number_input(key="batch_n").set_value(5)
+    at.button(key="batch_run").click().run()
+    assert not at.exception, at.exception
+    table = at.session_state["batch_result"]["table"]
+    assert [row["retriever"] for row in table] == ["dense", "bm25", "hybrid"]
+    assert all(0.0 <= row["ndcg@10"] <= 1.0 for row in table)
+    assert at.get("image"), "the metrics plot is drawn"

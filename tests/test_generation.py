@@ -1,0 +1,245 @@
+"""Generators: the packaged SmolLM2 really generates; the OpenAI-compatible client does a real HTTP
+round trip against a small chat-completions server started here (JSON and SSE)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from linqrag.generation import (
+    GenerationConfig,
+    GenerationError,
+    Generator,
+    GeneratorUnavailable,
+    LocalHFGenerator,
+    OpenAICompatibleGenerator,
+    load_generator,
+    cut_at_stop,
+    cut_stream_at_stop,
+    parse_sse_chunks,
+)
+
+SHORT = GenerationConfig(max_new_tokens=12)
+CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "Answer in one word."}, {"role": "user", "content": "Name a colour."}],
+    [{"role": "user", "content": "Write one sentence about bees and honey in a hive."}],
+]
+
+
+@pytest.fixture(scope="module")
+def smol() -> LocalHFGenerator:
+    return load_generator("local", batch_size=4)
+
+
+# ---- local ----------------------------------------------------------------------------------
+
+
+def test_local_smollm2_generates_text(smol):
+    assert isinstance(smol, Generator)
+    assert smol.name == "local:smollm2"
+    answer = smol.generate(CHATS[0], SHORT)
+    assert isinstance(answer, str) and answer.strip()
+    assert "Paris" in answer  # greedy SmolLM2 knows this one
+    assert len(smol.tokenizer(answer, add_special_tokens=False)["input_ids"]) <= SHORT.max_new_tokens
+
+
+def test_stream_pieces_join_to_greedy_generation(smol):
+    pieces = list(smol.stream(CHATS[2], SHORT))
+    assert len(pieces) > 1
+    assert "".join(pieces) == smol.generate(CHATS[2], SHORT)
+
+
+def test_batch_equals_single_greedy(smol):
+    singles = [smol.generate(chat, SHORT) for chat in CHATS]
+    assert smol.generate_batch(CHATS, SHORT) == singles
+
+
+def test_stop_strings_cut_generation_and_stream_alike(smol):
+    config = GenerationConfig(max_new_tokens=24, stop=(" is",))
+    answer = smol.generate(CHATS[0], config)
+    assert answer == "The capital of France"
+    assert "".join(smol.stream(CHATS[0], config)) == answer
+
+
+def test_cut_stream_matches_cut_text():
+    text = "alpha beta}gamma}"
+    for size in (1, 2, 3, 5):
+        pieces = iter([text[i:i + size] for i in range(0, len(text), size)])
+        assert "".join(cut_stream_at_stop(pieces, ("}", "a}"))) == cut_at_stop(text, ("}", "a}")) == "alpha bet"
+    assert "".join(cut_stream_at_stop(iter(["no stop", " here"]), ("XYZ",))) == "no stop here"
+
+
+def test_seeded_sampling_repeats(smol):
+    config = GenerationConfig(max_new_tokens=10, temperature=0.9, top_p=0.95, seed=7)
+    assert smol.generate(CHATS[2], config) == smol.generate(CHATS[2], config)
+
+
+def test_stopping_a_stream_early_releases_the_model(smol):
+    stream = smol.stream(CHATS[2], GenerationConfig(max_new_tokens=64))
+    next(stream)
+    stream.close()  # the worker thread sees the cancel flag and the lock is free again
+    assert smol.generate(CHATS[0], SHORT)
+
+
+def test_prompt_uses_chat_template(smol):
+    text = smol.prompt_text(CHATS[1])
+    assert "Answer in one word." in text and text.rstrip().endswith("assistant")
+
+
+def test_missing_models_raise_generator_unavailable(tmp_path):
+    with pytest.raises(GeneratorUnavailable, match="not on this machine"):
+        LocalHFGenerator("no-such-org/no-such-model-xyz")
+    with pytest.raises(GeneratorUnavailable, match="config.json"):
+        LocalHFGenerator(str(tmp_path))
+    with pytest.raises(GeneratorUnavailable, match="does not exist"):
+        LocalHFGenerator("./no/such/dir")
+
+
+def test_bad_messages_are_rejected_clearly(smol):
+    with pytest.raises(ValueError, match="empty"):
+        smol.generate([], SHORT)
+    with pytest.raises(ValueError, match="role"):
+        smol.generate([{"text": "hi"}], SHORT)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        GenerationConfig(max_new_tokens=0)
+    with pytest.raises(ValueError):
+        GenerationConfig(top_p=0)
+    assert GenerationConfig().greedy and not GenerationConfig(temperature=0.5).greedy
+
+
+# ---- OpenAI-compatible over real HTTP -------------------------------------------------------
+
+KEY = "sk-test-not-a-real-key"
+
+
+class ChatHandler(BaseHTTPRequestHandler):
+    """Speaks just enough of the chat-completions API: JSON answers, SSE streams, auth, errors."""
+
+    requests: ClassVar[list[dict]] = []
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def _send_json(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length))
+        type(self).requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if self.path != "/v1/chat/completions":
+            return self._send_json(404, {"error": {"message": "no such route"}})
+        if self.headers.get("Authorization") != f"Bearer {KEY}":
+            return self._send_json(401, {"error": {"message": "bad key"}})
+        if body["model"] == "broken":
+            return self._send_json(500, {"error": {"message": "model crashed"}})
+        last = body["messages"][-1]["content"]
+        words = ["echo:", *last.split()][: body.get("max_tokens", 100)]
+        if not body.get("stream"):
+            text = " ".join(words)
+            return self._send_json(200, {
+                "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            })
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        first = {"choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+        self.wfile.write(f"data: {json.dumps(first)}\n\n".encode())
+        self.wfile.write(b": keep-alive\n\n")
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            event = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+
+@pytest.fixture(scope="module")
+def chat_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture()
+def keyed(monkeypatch):
+    monkeypatch.setenv("LINQRAG_TEST_KEY", KEY)
+    return "LINQRAG_TEST_KEY"
+
+
+def test_openai_generate_round_trip(chat_server, keyed):
+    gen = load_generator("openai", model="tiny", base_url=chat_server, api_key_env=keyed)
+    assert isinstance(gen, Generator)
+    ChatHandler.requests.clear()
+    out = gen.generate([{"role": "user", "content": "hello there world"}], GenerationConfig(max_new_tokens=50, seed=3))
+    assert out == "echo: hello there world"
+    sent = ChatHandler.requests[-1]
+    assert sent["body"]["max_tokens"] == 50 and sent["body"]["seed"] == 3 and sent["body"]["stream"] is False
+    # a server that ignores "stop" still gives an answer cut before it
+    stopped = gen.generate([{"role": "user", "content": "a b STOP c"}], GenerationConfig(stop=(" STOP",)))
+    assert stopped == "echo: a b" and ChatHandler.requests[-1]["body"]["stop"] == [" STOP"]
+    assert KEY not in repr(gen) and KEY not in gen.name
+
+
+def test_openai_stream_joins_to_generate(chat_server, keyed):
+    gen = OpenAICompatibleGenerator(chat_server, "tiny", api_key_env=keyed)
+    chat = [{"role": "user", "content": "one two three four"}]
+    pieces = list(gen.stream(chat))
+    assert pieces == ["echo:", " one", " two", " three", " four"]
+    assert "".join(pieces) == gen.generate(chat)
+
+
+def test_openai_batch_keeps_order(chat_server, keyed):
+    gen = OpenAICompatibleGenerator(chat_server, "tiny", api_key_env=keyed, concurrency=3)
+    chats = [[{"role": "user", "content": f"item {i}"}] for i in range(7)]
+    assert gen.generate_batch(chats) == [f"echo: item {i}" for i in range(7)]
+
+
+def test_openai_errors_are_clear(chat_server, keyed, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(GeneratorUnavailable, match="NO_SUCH_KEY_VAR"):
+        OpenAICompatibleGenerator(chat_server, "tiny", api_key_env="NO_SUCH_KEY_VAR")
+    monkeypatch.setenv("WRONG_KEY", "sk-wrong")
+    wrong = OpenAICompatibleGenerator(chat_server, "tiny", api_key_env="WRONG_KEY")
+    with pytest.raises(GeneratorUnavailable, match="refused the key") as refused:
+        wrong.generate([{"role": "user", "content": "hi"}])
+    assert "sk-wrong" not in str(refused.value)
+    with pytest.raises(GenerationError, match="HTTP 500"):
+        OpenAICompatibleGenerator(chat_server, "broken", api_key_env=keyed).generate([{"role": "user", "content": "x"}])
+    unreachable = OpenAICompatibleGenerator("http://127.0.0.1:9/v1", "tiny", api_key_env=keyed, timeout=5)
+    with pytest.raises(GeneratorUnavailable, match="unreachable"):
+        unreachable.generate([{"role": "user", "content": "hi"}])
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(GeneratorUnavailable, match="base URL"):
+        load_generator("openai", model="tiny", api_key_env=keyed)
+
+
+def test_sse_parser_rejects_garbage():
+    assert list(parse_sse_chunks(["data: {\"choices\": [{\"delta\": {\"content\": \"a\"}}]}", "", "data: [DONE]",
+                                  "data: {\"choices\": [{\"delta\": {\"content\": \"late\"}}]}"])) == ["a"]
+    with pytest.raises(GenerationError, match="malformed"):
+        list(parse_sse_chunks(["data: {not json"]))
+    with pytest.raises(GenerationError, match="mid-stream"):
+        list(parse_sse_chunks(['data: {"error": {"message": "overloaded"}}']))
+
+
+def test_unknown_kind():
+    with pytest.raises(ValueError, match="local"):
+        load_generator("nope")
