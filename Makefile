@@ -8,8 +8,9 @@ export ANONYMIZED_TELEMETRY ?= False
 setup:
 	@bash scripts/setup.sh
 
+# the main job: index the built-in demo corpus (incrementally) and serve the app on 127.0.0.1:8501
 demo: setup
-	$(PYTHON) -m embedder demo
+	$(PYTHON) -m app serve
 
 test: setup
 	$(PYTHON) -m pytest -q
