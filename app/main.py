@@ -1,6 +1,6 @@
 """The linqrag app: ``streamlit run app/main.py`` (or ``python -m app serve``, which builds the demo index first).
 
-Pages are plain modules with a ``render(settings)`` function, chosen in the sidebar; the sidebar's
+Pages are plain modules in ``app/screens/`` (not ``pages/``, which Streamlit would list as pages of its own) with a ``render(settings)`` function, chosen in the sidebar; the sidebar's
 choices (corpus, embedder, retriever, top-k, generator) are drawn once and passed to the page.
 """
 
@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only app/ on the path
 import streamlit as st  # noqa: E402
 
 from app import session  # noqa: E402
-from app.pages import chat, compare, index, models  # noqa: E402
+from app.screens import chat, compare, index, models  # noqa: E402
 
 PAGES = {"Chat": chat, "Compare": compare, "Index": index, "Models": models}
 

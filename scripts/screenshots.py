@@ -21,11 +21,12 @@ apply_offline_env()
 from app.browser import ask, browser_page, open_page, serve  # noqa: E402
 
 
-def pick(page, scope, label: str, option: str) -> None:
-    """Choose ``option`` in the selectbox labelled ``label`` inside ``scope``."""
+def pick(page, scope, label: str, option: str | int) -> None:
+    """Choose ``option`` (its text, or its position) in the selectbox labelled ``label`` inside ``scope``."""
     box = scope.get_by_test_id("stSelectbox").filter(has_text=label).first
     box.click()
-    page.get_by_role("option").filter(has_text=option).first.click()
+    options = page.get_by_role("option")
+    (options.nth(option) if isinstance(option, int) else options.filter(has_text=option).first).click()
     page.wait_for_timeout(800)
 
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--beir", default="scifact", help="BEIR folder under the shared data for Compare")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--batch", type=int, default=100, help="queries in the Compare page's batch run")
+    parser.add_argument("--query", type=int, default=4, help="position of the judged query shown on Compare")
     args = parser.parse_args()
 
     from corpora import demo_corpus_dir
@@ -48,7 +50,7 @@ def main() -> None:
     print(build_index(demo_corpus_dir(), emb, index_dir, name="linqrag-docs").summary())
     args.out.mkdir(parents=True, exist_ok=True)
 
-    with serve(index_dir, log_path=cache_dir() / "screenshots-streamlit.log") as url, browser_page(1500, 1100) as page:
+    with serve(index_dir, log_path=cache_dir() / "screenshots-streamlit.log") as url, browser_page(1500, 1250) as page:
         page.goto(url)
         ask(page, "How does the hybrid retriever combine dense and BM25 rankings?")
         page.get_by_test_id("stExpander").first.click()
@@ -59,7 +61,8 @@ def main() -> None:
             sidebar = page.get_by_test_id("stSidebar")
             pick(page, sidebar, "Corpus", args.beir)
             open_page(page, "Compare")
-            pick(page, page.get_by_test_id("stMain"), "Pick a judged query", ":")
+            page.set_viewport_size({"width": 1500, "height": 2000})
+            pick(page, page.get_by_test_id("stMain"), "Pick a judged query", args.query)
             page.get_by_test_id("stMetric").first.wait_for(timeout=120_000)
             batch = page.get_by_test_id("stNumberInput").locator("input")
             batch.fill(str(args.batch))

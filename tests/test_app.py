@@ -64,7 +64,7 @@ def test_chat_round_trip_answers_with_citations_to_real_chunks(topic_index, monk
     assert any(c.hit.doc_id == "volcano.html" for c in answer.citations)
     labels = [e.label for e in at.expander]
     assert any(label.startswith(f"[{answer.citations[0].number}] volcano.html") for label in labels), labels
-    assert any("<mark>" in m for m in texts(at.markdown)), "the cited passage is highlighted"
+    assert any("<mark>" in h.proto.body for h in at.get("html")), "the cited passage is highlighted"
 
     # the conversation keeps its history: a second question adds a turn, the first stays on the page
     at.chat_input[0].set_value("And what flows from the crater?").run()
@@ -151,7 +151,7 @@ def test_compare_page_on_a_beir_folder(statutes_index, monkeypatch):
     for frame in at.dataframe:
         assert len(frame.value) == 10 and {"rank", "score", "document", "shared"} <= set(frame.value.columns)
     labels = [m.label for m in at.metric]
-    assert labels.count("nDCG@10") == 3 and labels.count("latency") == 3
+    assert labels.count("nDCG@10") == 3 and labels.count("latency (ms)") == 3
     values = [float(m.value) for m in at.metric if m.label == "nDCG@10"]
     assert all(0.0 <= v <= 1.0 for v in values)
 

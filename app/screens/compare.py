@@ -69,7 +69,7 @@ def render(settings: session.Settings) -> None:
             with column:
                 st.subheader(titles[kind])
                 cells = column.columns(3 if qid else 1)
-                cells[0].metric("latency", f"{res.seconds * 1000:.0f} ms")
+                cells[0].metric("latency (ms)", f"{res.seconds * 1000:.0f}")
                 if qid:
                     ranking = [d for d, _ in res.doc_ranking()]
                     cells[1].metric("nDCG@10", f"{ndcg_at_k(ranking, dataset.qrels[qid], 10):.3f}")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app import session
-from app.views import CHUNK_CSS, render_answer
+from app.views import render_answer
 from linqrag.rag import attach_citations, build_messages, passages_answer
 
 
 def render(settings: session.Settings) -> None:
-    st.markdown(CHUNK_CSS, unsafe_allow_html=True)
     st.title("Chat with your documents")
     history: list[dict] = st.session_state.setdefault("chat", [])
 

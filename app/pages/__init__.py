@@ -1,1 +1,0 @@
-"""App pages: each a module with ``render(settings)``."""

@@ -1,0 +1,1 @@
+"""App pages, each a module with ``render(settings)``; the sidebar picks one."""
