@@ -35,6 +35,7 @@ def scifact_index(scifact, minilm, tmp_path_factory):
     return open_index(index_dir)
 
 
+@pytest.mark.timeout(2700)  # embeds 9,911 chunks: ~6 min on 2 free cores, far more on a busy machine
 def test_scifact_bm25_dense_and_hybrid(scifact, scifact_index, minilm):
     _, dataset = scifact
     queries = dataset.judged_queries
