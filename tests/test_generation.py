@@ -17,9 +17,9 @@ from linqrag.generation import (
     GeneratorUnavailable,
     LocalHFGenerator,
     OpenAICompatibleGenerator,
-    load_generator,
     cut_at_stop,
     cut_stream_at_stop,
+    load_generator,
     parse_sse_chunks,
 )
 

@@ -1,0 +1,120 @@
+"""Every knob of a domain-adaptation run in one dataclass, loadable from a JSON or TOML file.
+
+Precedence: defaults < config file < command-line flags. The resolved config is saved in the run
+directory (``config.json``) so a resumed run uses what the first one used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class DomainConfig:
+    # --- what and where
+    corpus: str = ""
+    run_dir: str = ""
+    base: str = "minilm"  #: embedder preset, hub id or path to adapt
+    teacher: str = "minilm"  #: embedder that filters pairs and mines negatives
+    seed: int = 13
+    threads: int | None = None  #: torch CPU threads (1 is fastest on a busy shared CPU)
+
+    # --- 1. chunk
+    max_chunks: int = 400  #: chunk pool the run works on (sampled from the corpus)
+    max_chunks_per_doc: int = 4  #: so long documents cannot fill the pool alone
+    chunk_size: int | None = None  #: tokens; default min(128, what fits the base)
+    heldout_fraction: float = 0.2  #: share of chunks whose queries only evaluate
+
+    # --- 2-3. generator
+    generator: str = "local"  #: "local" or "openai"
+    generator_model: str | None = None  #: local: smollm2 / hub id / path; openai: the model name
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    generation_cache: str | None = None  #: share LLM outputs across runs (default: inside the run dir)
+    generator_batch_size: int = 8
+    brainstorm_calls: int = 4
+    brainstorm_passages: int = 3
+    max_tasks: int = 6
+    max_queries: int | None = None  #: cap on chunks that get a query (default: every pool chunk)
+    passage_chars: int = 700  #: chunk text shown to the generator
+    max_new_tokens: int = 80
+    temperature: float = 0.6
+    top_p: float = 0.9
+    retries: int = 2  #: extra attempts for a chunk whose output was rejected
+
+    # --- 4. filter
+    min_query_words: int = 3
+    max_query_words: int = 48
+    near_duplicate_jaccard: float = 0.8  #: word-set Jaccard at or above which a query is a near-duplicate
+    copy_overlap: float = 0.8  #: share of a query's word 4-grams found in its chunk at which it is a copy
+    teacher_top_k: int = 20  #: the positive must be in the teacher's top k (0 turns the rule off)
+
+    # --- 5. mine
+    negatives_per_query: int = 2
+    mine_rank_start: int = 3  #: rank window (1-based, positive excluded) negatives are sampled from
+    mine_rank_end: int = 30
+    false_negative_margin: float = 0.95  #: skip candidates scoring above this share of the positive's score
+
+    # --- 6. train
+    steps: int = 60
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    warmup_steps: int = 5
+    weight_decay: float = 0.0
+    temperature_loss: float = 0.02  #: InfoNCE temperature
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    mixed_steps: int = 10  #: final mixed-task steps (<= 20, after the homogeneous phase)
+    checkpoint_every: int = 20
+    gradient_checkpointing: bool = True
+    quantization: str = "auto"  #: "nf4" trains QLoRA on a 4-bit base
+    train_max_length: int | None = None  #: token cap for training inputs (default: the base's window)
+
+    # --- 7. evaluate
+    eval_k: int = 10
+    eval_suite: str | None = None  #: also score the base and the best checkpoint on this eval/ suite ("streamlined")
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.heldout_fraction < 1:
+            raise ValueError("heldout_fraction must be in [0, 1)")
+        if self.mixed_steps > 20:
+            raise ValueError("mixed_steps must be <= 20 (the Linq recipe keeps the mixed phase short)")
+        if self.mine_rank_start < 1 or self.mine_rank_end < self.mine_rank_start:
+            raise ValueError("mining window must satisfy 1 <= mine_rank_start <= mine_rank_end")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (in-batch negatives)")
+        if self.generator not in ("local", "openai"):
+            raise ValueError("generator must be 'local' or 'openai'")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> dict:
+        """Settings from a ``.json`` or ``.toml`` file (a flat table of field names), validated."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        unknown = set(data) - cls.field_names()
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
+        return data
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def generation_fingerprint(self) -> dict:
+        """Settings that change what the generator is asked (cached outputs stay valid otherwise)."""
+        keys = ("generator", "generator_model", "base_url", "passage_chars", "max_new_tokens", "temperature", "top_p")
+        return {k: getattr(self, k) for k in keys}

@@ -1,0 +1,227 @@
+"""``python -m finetune.domain --corpus DIR``: adapt an embedder to your documents.
+
+Chunk -> brainstorm tasks -> generate queries -> filter -> mine hard negatives -> LoRA training
+-> evaluate checkpoints -> report. Each stage writes into the run directory and is skipped when
+it has finished, so rerunning the same command resumes a killed run; ``--from-stage`` redoes a
+stage and everything after it. See ``--help`` and the README section "Domain adaptation".
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune.config import DomainConfig
+from finetune.rundir import STAGES, RunDir, RunDirError, read_json, write_json
+
+log = logging.getLogger("finetune")
+
+#: The earliest stage each setting feeds: changing it on a finished run means redoing from there.
+FIELD_STAGE: dict[str, str] = {
+    **dict.fromkeys(("corpus", "base", "max_chunks", "max_chunks_per_doc", "chunk_size", "heldout_fraction", "seed"),
+                    "chunk"),
+    **dict.fromkeys(("generator", "generator_model", "base_url", "brainstorm_calls", "brainstorm_passages",
+                     "max_tasks", "temperature", "top_p"), "brainstorm"),
+    **dict.fromkeys(("max_queries", "passage_chars", "max_new_tokens", "retries"), "generate"),
+    **dict.fromkeys(("teacher", "min_query_words", "max_query_words", "near_duplicate_jaccard", "copy_overlap",
+                     "teacher_top_k"), "filter"),
+    **dict.fromkeys(("negatives_per_query", "mine_rank_start", "mine_rank_end", "false_negative_margin"), "mine"),
+    **dict.fromkeys(("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss",
+                     "lora_r", "lora_alpha", "lora_dropout", "mixed_steps", "checkpoint_every",
+                     "gradient_checkpointing", "quantization", "train_max_length"), "train"),
+    "eval_k": "evaluate",
+    "eval_suite": "evaluate",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    best_checkpoint: str | None
+    metric: str
+    base_score: float | None
+    best_score: float | None
+    gain: float | None
+    heldout_queries: int
+
+    def summary_line(self) -> str:
+        if not self.best_checkpoint:
+            return f"done: no checkpoint evaluated; see {self.run_dir / 'report.md'}"
+        verdict = "" if self.gain and self.gain > 0 else " -- no checkpoint beat the base"
+        return (f"done: best checkpoint {self.best_checkpoint} | {self.metric} on {self.heldout_queries} held-out "
+                f"synthetic queries: base {self.base_score:.4f} -> {self.best_score:.4f} ({self.gain:+.4f}){verdict} | "
+                f"report {self.run_dir / 'report.md'}")
+
+
+def default_run_dir(corpus: str, base: str) -> Path:
+    try:
+        from linqrag.settings import runs_dir
+    except ImportError:  # older checkouts
+        def runs_dir() -> Path:
+            return Path("runs")
+    name = Path(corpus.rstrip("/")).name or "corpus"
+    return runs_dir() / f"{name}-{Path(base).name}"
+
+
+def resolve_config(overrides: dict, config_file: str | None = None, from_stage: str | None = None) -> DomainConfig:
+    """defaults < the run's saved config < config file < ``overrides``; refuses silent changes to
+    settings that finished stages were made with."""
+    file_values = DomainConfig.from_file(config_file) if config_file else {}
+    wanted = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    corpus = wanted.get("corpus", "")
+    run_dir = wanted.get("run_dir") or (str(default_run_dir(corpus, wanted.get("base", "minilm"))) if corpus else "")
+    if not run_dir:
+        raise RunDirError("give --corpus DIR (and optionally --run-dir), or --run-dir of an existing run")
+    saved = read_json(Path(run_dir) / "config.json", {})
+    merged = DomainConfig(**{**saved, **wanted, "run_dir": run_dir})
+    if saved:
+        done = RunDir(run_dir).done()
+        changed = [k for k, v in merged.to_json().items() if k in FIELD_STAGE and saved.get(k) != v]
+        for key in sorted(changed, key=lambda k: STAGES.index(FIELD_STAGE[k])):
+            stage = FIELD_STAGE[key]
+            redo_from = STAGES.index(from_stage) if from_stage else len(STAGES)
+            if stage in done and redo_from > STAGES.index(stage):
+                raise RunDirError(
+                    f"{run_dir} was made with {key}={saved.get(key)!r}; you asked for {getattr(merged, key)!r}. "
+                    f"Rerun with --from-stage {stage} (stages from there are redone) or use another --run-dir.")
+    return merged
+
+
+def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, show_progress: bool = True) -> RunResult:
+    """Run every unfinished stage (or everything from ``from_stage``) and return the outcome."""
+    from linqrag.settings import apply_offline_env
+
+    apply_offline_env()
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    from finetune.brainstorm import load_tasks, run_brainstorm_stage
+    from finetune.chunk import run_chunk_stage
+    from finetune.evaluate import run_evaluate_stage
+    from finetune.filters import run_filter_stage
+    from finetune.generate import run_generate_stage
+    from finetune.llm import open_generator
+    from finetune.mining import run_mine_stage
+    from finetune.report import run_report_stage
+    from finetune.teacher import Teacher
+    from finetune.train import remove_partial_checkpoints, run_train_stage
+
+    run = RunDir(config.run_dir)
+    if from_stage:
+        if from_stage not in STAGES:
+            raise RunDirError(f"--from-stage must be one of {', '.join(STAGES)}")
+        run.reset_from(from_stage)
+    write_json(run.path("config.json"), config.to_json())
+    cache = Path(config.generation_cache) if config.generation_cache else run.generation_cache
+    llm = open_generator(config, cache)
+    teacher: list = []
+
+    def get_teacher() -> Teacher:
+        if not teacher:
+            teacher.append(Teacher(config.teacher))
+        return teacher[0]
+
+    fresh_training = from_stage is not None and STAGES.index(from_stage) <= STAGES.index("train")
+    for stage in STAGES:
+        if run.is_done(stage):
+            log.info("stage %s: done earlier, skipped", stage)
+            continue
+        t0 = time.perf_counter()
+        log.warning("stage %s ...", stage)
+        if stage == "chunk":
+            out = run_chunk_stage(config, run, show_progress)
+        elif stage == "brainstorm":
+            out = run_brainstorm_stage(config, run, llm, show_progress)
+        elif stage == "generate":
+            out = run_generate_stage(config, run, load_tasks(run), llm, show_progress)
+        elif stage == "filter":
+            out = run_filter_stage(config, run, get_teacher() if config.teacher_top_k > 0 else None, show_progress)
+        elif stage == "mine":
+            out = run_mine_stage(config, run, get_teacher(), show_progress)
+        elif stage == "train":
+            teacher.clear()  # free the teacher's memory before loading the base for training
+            remove_partial_checkpoints(run)
+            order = [t.task_id for t in load_tasks(run)]
+            out = run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
+        elif stage == "evaluate":
+            out = run_evaluate_stage(config, run, show_progress)
+        else:
+            out = run_report_stage(config, run)
+        log.warning("stage %s finished in %.0f s: %s", stage, time.perf_counter() - t0, _short(out))
+    evaluation = read_json(run.path("evaluation.json"), {})
+    rows, best = evaluation.get("rows", []), evaluation.get("best")
+    metric = evaluation.get("metric", f"ndcg@{config.eval_k}")
+    return RunResult(
+        run_dir=run.root, best_checkpoint=best.get("path") if best else None, metric=metric,
+        base_score=rows[0][metric] if rows else None, best_score=best[metric] if best else None,
+        gain=evaluation.get("gain"), heldout_queries=evaluation.get("heldout_queries", 0),
+    )
+
+
+def _short(summary: dict) -> str:
+    keep = {k: v for k, v in summary.items() if not isinstance(v, (list, dict)) or k in ("removed_by_rule", "rejected_by_reason")}
+    text = ", ".join(f"{k}={v}" for k, v in keep.items())
+    return text[:400]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m finetune.domain",
+        description="Adapt an embedder to a document collection: synthetic queries from a generator LLM, "
+                    "teacher filtering and hard-negative mining, LoRA contrastive training, evaluation on "
+                    "held-out synthetic queries. Rerun the same command to resume a stopped run.",
+        epilog="Every DomainConfig field can be set in a JSON or TOML file (--config); flags win over the file. "
+               f"Stages: {', '.join(STAGES)}.",
+    )
+    p.add_argument("--corpus", help="directory of documents (txt, md, html, pdf, jsonl) or a BEIR folder "
+                   "(only its corpus is read)")
+    p.add_argument("--base", help="embedder to adapt: minilm (default), smollm2, linq, a hub id or a path")
+    p.add_argument("--generator", choices=("local", "openai"), help="local HF model (default) or an OpenAI-compatible endpoint")
+    p.add_argument("--generator-model", dest="generator_model",
+                   help="local: smollm2 (default), a hub id or a path; openai: the model name")
+    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    p.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the endpoint's key "
+                   "(default OPENAI_API_KEY; '' for none)")
+    p.add_argument("--teacher", help="embedder that filters pairs and mines negatives (default minilm)")
+    p.add_argument("--run-dir", dest="run_dir", help="where the run lives (default runs/<corpus>-<base>)")
+    p.add_argument("--max-chunks", dest="max_chunks", type=int, help="size of the chunk pool (default 400)")
+    p.add_argument("--steps", type=int, help="training steps (default 60)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size (default 16)")
+    p.add_argument("--from-stage", dest="from_stage", choices=STAGES, help="redo this stage and all later ones")
+    p.add_argument("--config", help="JSON or TOML file with any DomainConfig settings")
+    p.add_argument("--generation-cache", dest="generation_cache",
+                   help="JSON-lines file of LLM answers shared between runs (default: inside the run dir)")
+    p.add_argument("--eval-suite", dest="eval_suite",
+                   help="also score the base and the best checkpoint on an eval/ suite, e.g. streamlined (slow)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from corpora import CorpusError
+    from embedder.sources import ModelNotFoundError
+    from linqrag.generation import GenerationError, GeneratorUnavailable
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("from_stage", "config", "quiet")}
+    try:
+        config = resolve_config(overrides, args.config, args.from_stage)
+        result = run_domain_adaptation(config, args.from_stage, show_progress=not args.quiet)
+    except (CorpusError, GeneratorUnavailable, GenerationError, ModelNotFoundError, RunDirError, FileNotFoundError,
+            ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.summary_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Stage 4 (Linq's refinement): drop pairs that would teach the wrong thing, counting each rule.
+
+Rules run cheapest first: query length, exact duplicates, near-duplicates (word-set Jaccard),
+queries that copy their chunk (share of the query's word 4-grams found in the chunk), and
+finally the teacher: the positive must be in the teacher's top k over the whole pool. The
+teacher rule is applied to training pairs only: applied to held-out pairs it would keep just the
+queries the teacher (often the base itself) already gets right, and flatter the base.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from finetune.chunk import load_pool
+from finetune.config import DomainConfig
+from finetune.generate import load_pairs
+from finetune.records import SyntheticPair
+from finetune.rundir import RunDir, write_json, write_jsonl
+from finetune.teacher import Teacher, positive_ranks
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+Rule = Callable[[list[SyntheticPair]], tuple[list[SyntheticPair], list[SyntheticPair]]]
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def partition(pairs: Sequence[SyntheticPair], keep: Callable[[SyntheticPair], bool]):
+    kept, removed = [], []
+    for p in pairs:
+        (kept if keep(p) else removed).append(p)
+    return kept, removed
+
+
+def rule_length(pairs: Sequence[SyntheticPair], min_words: int, max_words: int):
+    """Queries too short to mean anything or too long to be a query."""
+    return partition(pairs, lambda p: min_words <= len(words(p.query)) <= max_words)
+
+
+def rule_exact_duplicates(pairs: Sequence[SyntheticPair]):
+    """The same query (case, spacing and punctuation aside) twice: the first stays."""
+    seen: set[str] = set()
+    kept, removed = [], []
+    for p in pairs:
+        key = " ".join(words(p.query))
+        (removed if key in seen else kept).append(p)
+        seen.add(key)
+    return kept, removed
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def rule_near_duplicates(pairs: Sequence[SyntheticPair], threshold: float):
+    """A query whose word set overlaps an earlier kept one by ``threshold`` or more (Jaccard)."""
+    kept, removed, sets = [], [], []
+    for p in pairs:
+        s = set(words(p.query))
+        if any(jaccard(s, other) >= threshold for other in sets):
+            removed.append(p)
+        else:
+            kept.append(p)
+            sets.append(s)
+    return kept, removed
+
+
+def copy_share(query: str, passage: str, n: int = 4) -> float:
+    """Share of the query's word n-grams (n shrinks for short queries) that occur in the passage."""
+    q, d = words(query), words(passage)
+    n = max(1, min(n, len(q)))
+    grams = [tuple(q[i:i + n]) for i in range(len(q) - n + 1)]
+    if not grams:
+        return 0.0
+    have = {tuple(d[i:i + n]) for i in range(len(d) - n + 1)}
+    return sum(g in have for g in grams) / len(grams)
+
+
+def rule_copies_chunk(pairs: Sequence[SyntheticPair], texts: dict[str, str], overlap: float):
+    """Queries lifted from their own chunk (a title or a sentence) teach string matching, not retrieval."""
+    return partition(pairs, lambda p: copy_share(p.query, texts[p.chunk_id]) < overlap)
+
+
+def rule_teacher(pairs: Sequence[SyntheticPair], ranks: dict[str, int], top_k: int):
+    """The teacher does not put the positive in its top ``top_k`` for the query (pairs without a
+    rank, i.e. not scored, are kept)."""
+    return partition(pairs, lambda p: ranks.get(p.pair_id, 1) <= top_k)
+
+
+def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair], show_progress: bool = True) -> dict[str, int]:
+    pool = load_pool(run)
+    column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
+    chunk_vectors = teacher.chunk_vectors(run, pool.chunks, show_progress)
+    if not pairs:
+        return {}
+    query_vectors = teacher.query_vectors([p.query for p in pairs], [p.instruction for p in pairs])
+    ranks = positive_ranks(query_vectors @ chunk_vectors.T, [column[p.chunk_id] for p in pairs])
+    return {p.pair_id: int(r) for p, r in zip(pairs, ranks)}
+
+
+def run_filter_stage(config: DomainConfig, run: RunDir, teacher: Teacher | None, show_progress: bool = True) -> dict:
+    run.require("generate")
+    pool = load_pool(run)
+    texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
+    pairs = load_pairs(run)
+    counts: dict[str, int] = {"input": len(pairs)}
+    removed_log: list[dict] = []
+
+    def apply(name: str, rule: Rule, subset: str | None = None) -> None:
+        nonlocal pairs
+        target = [p for p in pairs if subset is None or p.split == subset]
+        _kept, removed = rule(target)
+        gone = {p.pair_id for p in removed}
+        pairs = [p for p in pairs if p.pair_id not in gone]
+        counts[name] = len(removed)
+        removed_log.extend({"rule": name, "pair_id": p.pair_id, "query": p.query} for p in removed)
+
+    apply("length", lambda ps: rule_length(ps, config.min_query_words, config.max_query_words))
+    apply("exact_duplicate", rule_exact_duplicates)
+    apply("near_duplicate", lambda ps: rule_near_duplicates(ps, config.near_duplicate_jaccard))
+    apply("copies_chunk", lambda ps: rule_copies_chunk(ps, texts, config.copy_overlap))
+    ranks: dict[str, int] = {}
+    if config.teacher_top_k > 0 and teacher is not None:
+        ranks = teacher_ranks(teacher, run, pairs, show_progress)
+        apply("teacher_disagrees", lambda ps: rule_teacher(ps, ranks, config.teacher_top_k), subset="train")
+    else:
+        counts["teacher_disagrees"] = 0
+    write_jsonl(run.filtered, pairs)
+    write_jsonl(run.path("filter_removed.jsonl"), removed_log)
+    write_json(run.path("teacher_ranks.json"), ranks)
+    counts["kept"] = len(pairs)
+    summary = {
+        "removed_by_rule": {k: v for k, v in counts.items() if k not in ("input", "kept")},
+        "input": counts["input"],
+        "kept": counts["kept"],
+        "train_kept": sum(1 for p in pairs if p.split == "train"),
+        "heldout_kept": sum(1 for p in pairs if p.split == "heldout"),
+        "teacher": config.teacher if config.teacher_top_k > 0 else None,
+        "teacher_top_k": config.teacher_top_k,
+    }
+    run.mark_done("filter", summary)
+    return summary

@@ -1,0 +1,78 @@
+"""Records that flow between the stages; each stage writes them as JSON lines in the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+class Record:
+    """JSON round trip for the frozen dataclasses below (unknown keys are ignored, tuples restored)."""
+
+    def to_json(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict):
+        names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        kept = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        return cls(**kept)
+
+
+@dataclass(frozen=True)
+class Task(Record):
+    """A retrieval task from the brainstorm (E5 step one): a one-sentence instruction."""
+
+    task_id: str
+    instruction: str
+
+
+@dataclass(frozen=True)
+class QueryTemplate(Record):
+    """The E5 diversity controls of one generation prompt."""
+
+    template_id: str
+    length: str  # "short" | "medium" | "long"
+    clarity: str
+    difficulty: str
+    style: str  # what the query looks like: a question, keywords, a statement
+
+
+@dataclass(frozen=True)
+class SyntheticPair(Record):
+    """A generated query whose positive is a real chunk, with the LLM's hard negative if it wrote one."""
+
+    pair_id: str
+    chunk_id: str
+    task_id: str
+    instruction: str
+    query: str
+    hard_negative: str | None
+    template_id: str
+    split: str  # "train" | "heldout"
+    attempts: int = 1
+    repaired: bool = False
+
+
+@dataclass(frozen=True)
+class Rejection(Record):
+    """A generator output that was not used, and why (counted in the report)."""
+
+    chunk_id: str
+    attempt: int
+    reason: str
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingExample(Record):
+    """One InfoNCE row: a query, its positive chunk and mined negative chunks (plus the LLM negative text)."""
+
+    pair_id: str
+    task_id: str
+    instruction: str
+    query: str
+    positive_id: str
+    negative_ids: tuple[str, ...] = ()
+    llm_negative: str | None = None
+    teacher_positive_score: float = 0.0
+    notes: tuple[str, ...] = field(default=())

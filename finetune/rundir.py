@@ -1,0 +1,147 @@
+"""The run directory: one file per stage output, written atomically, plus a stage ledger.
+
+A stage is done when its name is in ``stages.json``; it is marked only after all of its files
+are in place, so a run killed mid-stage redoes that stage (and only it) on the next start.
+Append-only logs (the generation cache, the loss log) survive a kill up to the last full line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+STAGES = ("chunk", "brainstorm", "generate", "filter", "mine", "train", "evaluate", "report")
+
+
+class RunDirError(RuntimeError):
+    """The run directory does not fit the request (another corpus, a missing earlier stage)."""
+
+
+def write_json(path: Path, data) -> None:
+    """Atomic: a temporary sibling, then an ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default=None):
+    if not path.exists():
+        return default
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_jsonl(path: Path, rows: Iterable) -> int:
+    """Atomic JSON-lines write of records (``to_json``) or dicts; returns the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row.to_json() if hasattr(row, "to_json") else row, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """Rows of a JSON-lines file; a torn last line (a killed writer) is skipped, not fatal."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def append_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Append and flush to disk, so what was paid for (LLM calls, steps) survives a kill."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class RunDir:
+    """Paths of a run and the ledger of finished stages."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    # stage outputs
+    @property
+    def chunks(self) -> Path:
+        return self.root / "chunks.jsonl"
+
+    @property
+    def tasks(self) -> Path:
+        return self.root / "tasks.json"
+
+    @property
+    def pairs(self) -> Path:
+        return self.root / "pairs.jsonl"
+
+    @property
+    def rejections(self) -> Path:
+        return self.root / "rejections.jsonl"
+
+    @property
+    def filtered(self) -> Path:
+        return self.root / "filtered.jsonl"
+
+    @property
+    def examples(self) -> Path:
+        return self.root / "train_examples.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def losses(self) -> Path:
+        return self.root / "losses.jsonl"
+
+    @property
+    def generation_cache(self) -> Path:
+        return self.root / "cache" / "generations.jsonl"
+
+    # ledger
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "stages.json"
+
+    def done(self) -> dict[str, dict]:
+        return read_json(self.ledger_path, {})
+
+    def is_done(self, stage: str) -> bool:
+        return stage in self.done()
+
+    def mark_done(self, stage: str, summary: dict) -> None:
+        ledger = self.done()
+        ledger[stage] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary}
+        write_json(self.ledger_path, ledger)
+
+    def reset_from(self, stage: str) -> None:
+        """Forget ``stage`` and every later one (their files are overwritten when they run)."""
+        later = STAGES[STAGES.index(stage):]
+        ledger = {k: v for k, v in self.done().items() if k not in later}
+        write_json(self.ledger_path, ledger)
+
+    def require(self, *stages: str) -> None:
+        missing = [s for s in stages if not self.is_done(s)]
+        if missing:
+            raise RunDirError(f"{self.root}: stage(s) {', '.join(missing)} have not finished; run them first "
+                              f"(e.g. --from-stage {missing[0]})")

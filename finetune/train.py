@@ -1,0 +1,264 @@
+"""Stage 6: LoRA contrastive training of the base embedder.
+
+InfoNCE (temperature 0.02) over in-batch negatives and each example's hard negatives (mined
+chunks plus the LLM's negative), homogeneous task batches then a short mixed phase, gradient
+checkpointing, QLoRA when the base is 4-bit. A checkpoint (a PEFT adapter directory plus the
+optimizer state) is written every ``checkpoint_every`` steps; a killed run restarts from the last
+one, with the same batch plan, and ends where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from finetune.batching import plan_batches
+from finetune.chunk import load_pool
+from finetune.config import DomainConfig
+from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
+from finetune.losses import info_nce
+from finetune.mining import load_examples
+from finetune.records import TrainingExample
+from finetune.rundir import RunDir, append_jsonl, iter_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.pt"
+#: Examples in the fixed probe batch whose loss is logged at every checkpoint (a steadier curve).
+PROBE_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Tensors of one step: ``targets[i]`` is the column of query ``i``'s positive among the documents."""
+
+    query_inputs: dict
+    doc_inputs: dict
+    targets: torch.Tensor
+    exclude: torch.Tensor
+
+
+def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, str]) -> Batch:
+    """Queries with their task instruction; documents = positives, mined and LLM negatives, each once."""
+    queries: list[str] = []
+    for ex in examples:
+        queries.extend(embedder.format_queries([ex.query], ex.instruction))
+    keys: list[str] = []
+    docs: list[str] = []
+
+    def column(key: str, text: str) -> int:
+        if key not in keys:
+            keys.append(key)
+            docs.append(text)
+        return keys.index(key)
+
+    targets = [column(ex.positive_id, texts[ex.positive_id]) for ex in examples]
+    for ex in examples:
+        for neg in ex.negative_ids:
+            column(neg, texts[neg])
+        if ex.llm_negative:
+            column(f"llm:{ex.pair_id}", ex.llm_negative)
+    # the same text under another key must not be a negative of the row it is positive for
+    exclude = torch.zeros((len(examples), len(docs)), dtype=torch.bool)
+    for row, target in enumerate(targets):
+        for col, text in enumerate(docs):
+            if col != target and text.strip() == docs[target].strip():
+                exclude[row, col] = True
+    formatted = embedder.format_documents(docs)
+    return Batch(
+        query_inputs=embedder.pad(embedder.tokenize(queries)),
+        doc_inputs=embedder.pad(embedder.tokenize(formatted)),
+        targets=torch.tensor(targets, dtype=torch.long),
+        exclude=exclude,
+    )
+
+
+def batch_loss(embedder, batch: Batch, temperature: float) -> torch.Tensor:
+    q = embedder.forward(batch.query_inputs)
+    d = embedder.forward(batch.doc_inputs)
+    device = q.device
+    return info_nce(q, d, batch.targets.to(device), temperature, batch.exclude.to(device))
+
+
+def checkpoint_dirs(run: RunDir) -> list[Path]:
+    """Complete checkpoints, oldest first (a ``.partial`` directory is an interrupted save)."""
+    if not run.checkpoints.is_dir():
+        return []
+    found = [p for p in run.checkpoints.glob("step-*") if p.is_dir() and not p.name.endswith(".partial")
+             and (p / "adapter_config.json").exists()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def plan_fingerprint(config: DomainConfig, plan: list[list[int]], examples: Sequence[TrainingExample]) -> str:
+    keys = ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss", "lora_r",
+            "lora_alpha", "lora_dropout", "train_max_length", "seed")
+    payload = json.dumps([{k: getattr(config, k) for k in keys}, plan, [e.pair_id for e in examples]])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def lr_lambda(warmup: int, steps: int):
+    """Linear warm-up, then linear decay to a tenth of the peak."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.1, 1 - 0.9 * (step - warmup) / max(1, steps - warmup))
+
+    return factor
+
+
+def archive_checkpoints(run: RunDir) -> Path | None:
+    """Move earlier checkpoints and their loss log aside (a fresh training never deletes a checkpoint)."""
+    if not run.checkpoints.exists():
+        return None
+    target = run.root / f"checkpoints.prev-{time.strftime('%Y%m%d-%H%M%S')}"
+    run.checkpoints.rename(target)
+    if run.losses.exists():
+        run.losses.rename(target / "losses.jsonl")
+    return target
+
+
+def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (), fresh: bool = False,
+                    show_progress: bool = True) -> dict:
+    from embedder import load_embedder
+
+    pool = load_pool(run)
+    examples = load_examples(run)
+    if len(examples) < 2:
+        raise ValueError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
+                         "(more chunks, a better generator or looser filters)")
+    texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
+    plan = plan_batches(examples, config.batch_size, config.steps, config.mixed_steps, config.seed, tasks_order)
+    write_jsonl(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
+    fingerprint = plan_fingerprint(config, plan, examples)
+    if fresh:
+        moved = archive_checkpoints(run)
+        if moved:
+            log.warning("earlier checkpoints moved to %s", moved)
+
+    torch.manual_seed(config.seed)
+    embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
+    quantized = embedder.loaded_from.quantization == "nf4"
+    model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
+                     config.gradient_checkpointing)
+    embedder.model = model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.warmup_steps, config.steps))
+
+    start = 0
+    previous = [p for p in checkpoint_dirs(run) if (p / STATE_FILE).exists()]
+    if previous:
+        state = torch.load(previous[-1] / STATE_FILE, weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise RuntimeError(
+                f"{run.checkpoints} holds checkpoints of a different training setup; rerun with --from-stage train "
+                "to train anew (old checkpoints are moved aside, not deleted)")
+        load_adapter_weights(model, previous[-1])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["step"])
+        log.warning("resuming training from %s (step %d)", previous[-1].name, start)
+    kept = [row for row in iter_jsonl(run.losses) if row.get("step", 0) <= start]
+    write_jsonl(run.losses, kept)
+
+    probe = [examples[i] for i in sorted(random.Random(config.seed + 7).sample(range(len(examples)),
+                                                                                min(PROBE_SIZE, len(examples))))]
+    probe_batch = build_batch(embedder, probe, texts) if len(probe) >= 2 else None
+
+    def probe_loss() -> float | None:
+        if probe_batch is None:
+            return None
+        eval_mode(model)
+        with torch.no_grad():
+            value = batch_loss(embedder, probe_batch, config.temperature_loss).item()
+        model.train()
+        return value
+
+    meta_base = {
+        "base": config.base, "pooling": embedder.spec.pooling, "query_template": embedder.spec.query_template,
+        "document_template": embedder.spec.document_template, "append_eos": embedder.spec.append_eos,
+        "quantization": "nf4" if quantized else None, "corpus": config.corpus, "run_dir": str(run.root),
+        "default_instruction": _most_common_instruction(examples), "lora_r": config.lora_r,
+    }
+    if start == 0:
+        append_jsonl(run.losses, [{"step": 0, "probe_loss": probe_loss()}])
+    model.train()
+    step_seconds: list[float] = []
+    homogeneous_steps = config.steps - min(config.mixed_steps, config.steps)
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not show_progress)
+    for step in range(start + 1, config.steps + 1):
+        t0 = time.perf_counter()
+        members = [examples[i] for i in plan[step - 1]]
+        loss = batch_loss(embedder, build_batch(embedder, members, texts), config.temperature_loss)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - t0
+        step_seconds.append(seconds)
+        phase = "homogeneous" if step <= homogeneous_steps else "mixed"
+        tasks = sorted({m.task_id for m in members})
+        loss_value = loss.item()
+        row = {"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0], "seconds": round(seconds, 3),
+               "phase": phase, "tasks": tasks, "batch": len(members)}
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            row["probe_loss"] = probe_loss()
+            target = run.checkpoints / f"step-{step:06d}"
+            save_adapter(model, target, {**meta_base, "step": step}, {STATE_FILE: {
+                "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint}})
+        append_jsonl(run.losses, [row])
+        bar.set_postfix(loss=f"{loss_value:.3f}")
+        bar.update(1)
+    bar.close()
+
+    losses = [r for r in iter_jsonl(run.losses) if "loss" in r]
+    summary = {
+        "steps": config.steps,
+        "resumed_from": start,
+        "examples": len(examples),
+        "checkpoints": [p.name for p in checkpoint_dirs(run)],
+        "seconds_per_step": round(sum(step_seconds) / len(step_seconds), 3) if step_seconds else None,
+        "first_loss": losses[0]["loss"] if losses else None,
+        "last_loss": losses[-1]["loss"] if losses else None,
+        "quantized_base": quantized,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        **trainable_summary(model),
+    }
+    run.mark_done("train", summary)
+    return summary
+
+
+def eval_mode(model: torch.nn.Module) -> None:
+    """``model.eval()`` for dropout, but 4-bit layers stay in training mode: bitsandbytes repacks
+    4-bit weights for fast CPU inference the first time it sees an eval-mode forward, and the
+    repacked path has no backward, which would silently cut the gradient of every later QLoRA step."""
+    model.eval()
+    for module in model.modules():
+        if type(module).__name__ == "Linear4bit":
+            module.training = True
+
+
+def _most_common_instruction(examples: Sequence[TrainingExample]) -> str | None:
+    counts: dict[str, int] = {}
+    for ex in examples:
+        counts[ex.instruction] = counts.get(ex.instruction, 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
+def remove_partial_checkpoints(run: RunDir) -> None:
+    for p in run.checkpoints.glob("*.partial") if run.checkpoints.is_dir() else []:
+        shutil.rmtree(p, ignore_errors=True)
