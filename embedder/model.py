@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -103,6 +103,8 @@ class TransformerEmbedder:
     def format_digest(self) -> str:
         """Short digest of the input templates: re-templated inputs give different vectors."""
         text = f"{self.spec.query_template}\x00{self.spec.document_template}"
+        if any(_has_suffix(t) for t in (self.spec.query_template, self.spec.document_template)):
+            text += "\x00cut-inside"  # long texts are cut inside the template since 0.1: other vectors
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def __repr__(self) -> str:
@@ -111,25 +113,85 @@ class TransformerEmbedder:
     # ---- text -> ids ----------------------------------------------------------------------
     def format_queries(self, texts: Sequence[str], instruction: str | None = None) -> list[str]:
         """Queries as the model saw them in training (``Instruct: ...\\nQuery: ...`` for decoders)."""
-        if self.spec.query_template is None:
-            return list(texts)
-        task = instruction if instruction is not None else self.spec.default_instruction
-        return [format_query(t, task, self.spec.query_template) for t in texts]
+        wrap = self._query_wrapper(instruction)
+        return [wrap(t) for t in texts] if wrap else list(texts)
 
     def format_documents(self, texts: Sequence[str]) -> list[str]:
-        if self.spec.document_template is None:
-            return list(texts)
-        return [self.spec.document_template.format(text=t) for t in texts]
+        wrap = self._document_wrapper()
+        return [wrap(t) for t in texts] if wrap else list(texts)
+
+    def _query_wrapper(self, instruction: str | None) -> Callable[[str], str] | None:
+        if self.spec.query_template is None:
+            return None
+        task = instruction if instruction is not None else self.spec.default_instruction
+        template = self.spec.query_template
+        return lambda text: format_query(text, task, template)
+
+    def _document_wrapper(self) -> Callable[[str], str] | None:
+        template = self.spec.document_template
+        return None if template is None else (lambda text: template.format(text=text))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to the window, EOS appended where the spec wants it."""
-        budget = self.max_length - (1 if self.eos_id is not None else 0)
         encoded = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=True, max_length=budget, padding=False
+            list(texts), add_special_tokens=True, truncation=True, max_length=self._budget, padding=False
         )["input_ids"]
-        if self.eos_id is None:
-            return [list(ids) for ids in encoded]
-        return [list(ids) if ids and ids[-1] == self.eos_id else [*ids, self.eos_id] for ids in encoded]
+        return [self._with_eos(ids) for ids in encoded]
+
+    def query_ids(self, texts: Sequence[str], instruction: str | None = None) -> list[list[int]]:
+        """Token ids of formatted queries; an over-long query is cut inside the template."""
+        return self.tokenize_wrapped(texts, self._query_wrapper(instruction))
+
+    def document_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of formatted documents; an over-long document is cut inside the template."""
+        return self.tokenize_wrapped(texts, self._document_wrapper())
+
+    def tokenize_wrapped(self, texts: Sequence[str], wrap: Callable[[str], str] | None) -> list[list[int]]:
+        """Like :meth:`tokenize` on ``wrap(text)``, but over-long texts lose their own tail, not the template's.
+
+        Plain truncation would cut a suffix such as PromptEOL's ``means in one word: "``, and the
+        last token (the one that is pooled) would then be a word from the middle of the passage.
+        """
+        if wrap is None:
+            return self.tokenize(texts)
+        encoded = self.tokenizer([wrap(t) for t in texts], add_special_tokens=True, padding=False)["input_ids"]
+        out = []
+        for text, ids in zip(texts, encoded):
+            if len(ids) > self._budget:
+                ids = self._fit_inside(text, wrap, len(ids) - self._budget)
+            out.append(self._with_eos(list(ids)))
+        return out
+
+    def _fit_inside(self, text: str, wrap: Callable[[str], str], overflow: int) -> list[int]:
+        """Shorten ``text`` token by token from its end until ``wrap(text)`` fits the window."""
+        ends = self._token_ends(text)
+        keep = len(ends)
+        while True:
+            keep = max(keep - overflow, 0)
+            cut = text[: ends[keep - 1]] if keep else ""
+            ids = self.tokenizer(wrap(cut), add_special_tokens=True, padding=False)["input_ids"]
+            overflow = len(ids) - self._budget
+            if overflow <= 0:
+                return list(ids)
+            if keep == 0:  # the template alone is longer than the window: plain truncation is all that is left
+                return list(ids[: self._budget])
+
+    def _token_ends(self, text: str) -> list[int]:
+        """Character offset where each token of ``text`` ends (fast tokenizers; else a decode per prefix)."""
+        if getattr(self.tokenizer, "is_fast", False):
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            return [end for _, end in enc["offset_mapping"] if end > 0] or [len(text)]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [len(self.tokenizer.decode(ids[: i + 1], skip_special_tokens=True)) for i in range(len(ids))]
+
+    @property
+    def _budget(self) -> int:
+        return self.max_length - (1 if self.eos_id is not None else 0)
+
+    def _with_eos(self, ids: Sequence[int]) -> list[int]:
+        if self.eos_id is None or (ids and ids[-1] == self.eos_id):
+            return list(ids)
+        return [*ids, self.eos_id]
 
     def pad(self, batch: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
         """Pad a batch on the spec's side; decoders also get positions that ignore padding."""
@@ -186,16 +248,25 @@ class TransformerEmbedder:
         show_progress: bool = False,
     ) -> np.ndarray:
         """Queries with the task instruction (decoders), as float32 unit vectors ``(n, dim)``."""
-        return self.encode(self.format_queries(texts, instruction), batch_size, show_progress)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encode_ids(self.query_ids(texts, instruction), batch_size=batch_size, show_progress=show_progress)
 
     def encode_documents(
         self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
     ) -> np.ndarray:
         """Documents (bare unless the spec has a document template), as float32 unit vectors ``(n, dim)``."""
-        return self.encode(self.format_documents(texts), batch_size, show_progress)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encode_ids(self.document_ids(texts), batch_size=batch_size, show_progress=show_progress)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenize(texts)]
+
+
+def _has_suffix(template: str | None) -> bool:
+    """Whether a template puts text after its placeholder (which plain truncation would cut)."""
+    return template is not None and not template.endswith(("{text}", "{query}"))
 
 
 def _pad_token_id(tokenizer) -> int:

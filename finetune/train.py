@@ -50,9 +50,7 @@ class Batch:
 
 def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, str]) -> Batch:
     """Queries with their task instruction; documents = positives, mined and LLM negatives, each once."""
-    queries: list[str] = []
-    for ex in examples:
-        queries.extend(embedder.format_queries([ex.query], ex.instruction))
+    query_ids = [ids for ex in examples for ids in embedder.query_ids([ex.query], ex.instruction)]
     keys: list[str] = []
     docs: list[str] = []
 
@@ -74,10 +72,9 @@ def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, 
         for col, text in enumerate(docs):
             if col != target and text.strip() == docs[target].strip():
                 exclude[row, col] = True
-    formatted = embedder.format_documents(docs)
     return Batch(
-        query_inputs=embedder.pad(embedder.tokenize(queries)),
-        doc_inputs=embedder.pad(embedder.tokenize(formatted)),
+        query_inputs=embedder.pad(query_ids),
+        doc_inputs=embedder.pad(embedder.document_ids(docs)),
         targets=torch.tensor(targets, dtype=torch.long),
         exclude=exclude,
     )

@@ -149,6 +149,28 @@ def test_smollm2_pools_the_prompt_eol_position(smollm2):
     assert smollm2.spec.pooling == "last" and smollm2.spec.padding_side == "left"
 
 
+def test_long_text_is_cut_inside_the_template_not_after_it(smollm2, monkeypatch):
+    """A window shorter than the text must cut the passage, keeping PromptEOL's suffix (the pooled token)."""
+    monkeypatch.setattr(smollm2, "max_length", 24)
+    long_text = " ".join(["Photosynthesis turns light into chemical energy in plants."] * 20)
+    for ids in (smollm2.document_ids([long_text])[0], smollm2.query_ids([long_text])[0]):
+        assert len(ids) <= 24
+        decoded = smollm2.tokenizer.decode(ids)
+        assert decoded.endswith('means in one word: "') and "Photosynthesis" in decoded
+    plain = smollm2.tokenize(smollm2.format_documents([long_text]))[0]
+    assert not smollm2.tokenizer.decode(plain).endswith('means in one word: "')  # what the old cut did
+    short = "Plants."
+    assert smollm2.document_ids([short]) == smollm2.tokenize(smollm2.format_documents([short]))
+    # the vector is that of the shortened passage, so cut and uncut encodings of a short text agree
+    assert np.allclose(smollm2.encode_documents([short]), smollm2.encode(smollm2.format_documents([short])), atol=1e-6)
+
+
+def test_template_longer_than_the_window_falls_back_to_plain_truncation(tiny_mistral_dir):
+    emb = load_embedder(str(tiny_mistral_dir), max_length=6)
+    ids = emb.query_ids(["a query that is long enough to overflow"], "a very long instruction " * 5)[0]
+    assert len(ids) == 6 and ids[-1] == emb.tokenizer.eos_token_id
+
+
 def test_minilm_has_no_instruction_and_no_extra_eos(minilm):
     assert minilm.format_queries(["q"]) == ["q"]
     ids = minilm.tokenize(["hello world"])[0]
