@@ -6,7 +6,6 @@ Models and indexes are loaded once per process (``st.cache_resource``); the choi
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,25 +125,8 @@ def sidebar() -> Settings:
     return Settings(manifest, retriever, top_k, generator, local_model, base_url, endpoint_model)
 
 
-def find_checkpoints(root: Path | None = None) -> list[dict]:
-    """PEFT adapters under the runs directory, with the run's report where there is one."""
-    root = root or runs_dir()
-    found = []
-    if not root.is_dir():
-        return found
-    for config in sorted(root.glob("**/adapter_config.json")):
-        adapter = config.parent
-        try:
-            base = json.loads(config.read_text()).get("base_model_name_or_path")
-        except (OSError, json.JSONDecodeError):
-            continue
-        report = next((p / "report.json" for p in (adapter, *adapter.parents) if (p / "report.json").exists()), None)
-        best = None
-        if report is not None:
-            try:
-                best = json.loads(report.read_text()).get("best_checkpoint")
-            except (OSError, json.JSONDecodeError):
-                best = None
-        found.append({"path": str(adapter), "base": base, "report": str(report) if report else None,
-                      "best": bool(best) and Path(str(best)).name == adapter.name})
-    return found
+def adapted_runs(root: Path | None = None) -> list:
+    """Finished ``finetune.domain`` runs: best checkpoint, base and gain (``finetune.catalog.AdaptedRun``)."""
+    from finetune.catalog import find_runs
+
+    return find_runs(root or runs_dir())

@@ -162,3 +162,49 @@ def test_compare_page_on_a_beir_folder(statutes_index, monkeypatch):
     assert [row["retriever"] for row in table] == ["dense", "bm25", "hybrid"]
     assert all(0.0 <= row["ndcg@10"] <= 1.0 for row in table)
     assert at.get("image"), "the metrics plot is drawn"
+
+
+def _adapted_run(runs: Path, name: str, base_score: float, best_score: float) -> Path:
+    """A finished run as ``finetune.domain`` leaves it: a real MiniLM LoRA adapter and its report."""
+    import json
+
+    from embedder import load_embedder
+    from finetune.lora import add_lora, save_adapter
+
+    model = add_lora(load_embedder("minilm").model, r=4, alpha=8, dropout=0.0, quantized=False,
+                     gradient_checkpointing=False)
+    checkpoint = save_adapter(model, runs / name / "checkpoints" / "step-000010", {"base": "minilm", "step": 10})
+    rows = [{"name": "base", "ndcg@10": base_score}, {"name": "step-000010", "ndcg@10": best_score}]
+    report = {"best_checkpoint": str(checkpoint), "base": "minilm", "gain": round(best_score - base_score, 4),
+              "config": {"corpus": f"/data/{name}-docs"},
+              "evaluation": {"metric": "ndcg@10", "rows": rows, "best": {"path": str(checkpoint), **rows[1]}}}
+    (runs / name / "report.json").write_text(json.dumps(report))
+    return checkpoint
+
+
+def test_models_page_shows_adapted_runs_with_their_gain_and_builds_with_one(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    better = _adapted_run(runs, "helped", 0.40, 0.45)
+    _adapted_run(runs, "hurt", 0.40, 0.35)
+    monkeypatch.setenv("LINQRAG_RUNS", str(runs))
+    at = new_app(tmp_path / "index", monkeypatch)
+    at.sidebar.radio(key="page").set_value("Models").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[1].value
+    assert list(table["run"]) == ["helped", "hurt"]
+    assert list(table["gain"]) == pytest.approx([0.05, -0.05])
+    warnings = texts(at.warning)
+    assert any("hurt" in w and "helped" not in w and "base is the better choice" in w for w in warnings), warnings
+
+    # choosing the checkpoint preselects it for a build, and the Index page builds with the adapter
+    at.selectbox(key="model_choice").set_value(str(better))
+    at.button(key="use_model").click().run()
+    assert any("No index was built with" in w for w in texts(at.warning))
+    at.sidebar.radio(key="page").set_value("Index").run()
+    assert at.selectbox(key="index_embedder").value == str(better)
+    at.radio(key="index_source").set_value("The built-in demo corpus").run()
+    at.button(key="build").click().run()
+    assert not at.exception, at.exception
+    assert any("embedded" in s for s in texts(at.success)), texts(at.success)
+    manifests = list((tmp_path / "index").glob("**/manifest.json"))
+    assert manifests and any("step-000010" in m.read_text() for m in manifests)

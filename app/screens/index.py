@@ -37,12 +37,14 @@ def render(settings: session.Settings) -> None:
 
         folder = demo_corpus_dir()
 
-    checkpoints = session.find_checkpoints()
-    options = ["minilm", "smollm2", "auto", "linq", "e5-mistral"] + [c["path"] for c in checkpoints]
+    runs = session.adapted_runs()
+    labels_by_option = {r.best_checkpoint: r.label for r in runs}
+    options = ["minilm", "smollm2", "auto", "linq", "e5-mistral"] + list(labels_by_option)
     preferred = st.session_state.pop("build_embedder_choice", None)
     if preferred in options:  # chosen on the Models page
         st.session_state["index_embedder"] = preferred
     embedder_name = st.selectbox("Embedder", options, key="index_embedder",
+                                 format_func=lambda o: labels_by_option.get(o, o),
                                  help="a preset, or a fine-tuned checkpoint from `python -m finetune.domain`")
 
     if st.button("Build index", type="primary", key="build"):

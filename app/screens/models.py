@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
@@ -22,27 +21,27 @@ def render(settings: session.Settings) -> None:
     } for name, spec in PRESETS.items()], hide_index=True)
 
     st.subheader("Fine-tuned checkpoints")
-    checkpoints = session.find_checkpoints()
-    if not checkpoints:
+    runs = session.adapted_runs()
+    if not runs:
         st.info(f"No checkpoint under `{runs_dir()}` yet. Make one with "
                 "`python -m finetune.domain --corpus DIR --run-dir runs/NAME`.")
     else:
-        rows = []
-        for c in checkpoints:
-            row = {"checkpoint": c["path"], "base": c["base"], "best": "yes" if c["best"] else ""}
-            if c["report"]:
-                try:
-                    report = json.loads(Path(c["report"]).read_text())
-                    row["gain nDCG@10"] = report.get("gain", {}).get("ndcg@10") if isinstance(report.get("gain"), dict) else report.get("gain")
-                except (OSError, json.JSONDecodeError):
-                    pass
-            rows.append(row)
-        st.dataframe(rows, hide_index=True)
+        st.dataframe([{
+            "run": r.name, "base": r.base, "corpus": Path(r.corpus).name, "best checkpoint": Path(r.best_checkpoint).name,
+            f"base {r.metric}": r.base_score, f"best {r.metric}": r.best_score, "gain": r.gain,
+        } for r in runs], hide_index=True)
+        st.caption("Scores are on each run's held-out synthetic queries (their chunks never reached training).")
+        worse = [r.name for r in runs if r.gain is not None and r.gain <= 0]
+        if worse:
+            st.warning(f"No gain over the base embedder in {', '.join(worse)}: its best checkpoint scores at or "
+                       "below the base on held-out queries, so the base is the better choice there.")
 
     manifests, _ = session.available_indexes()
     labels = list(dict.fromkeys(session.embedder_label(m) for m in manifests))
-    options = list(PRESETS) + [c["path"] for c in checkpoints]
-    choice = st.selectbox("Use this embedder", options, key="model_choice")
+    options = list(PRESETS) + [r.best_checkpoint for r in runs]
+    labels_by_option = {r.best_checkpoint: r.label for r in runs}
+    choice = st.selectbox("Use this embedder", options, key="model_choice",
+                          format_func=lambda o: labels_by_option.get(o, o))
     if st.button("Use it", key="use_model"):
         label = next((lbl for lbl in labels if lbl == choice or lbl.endswith(" + " + Path(choice).name)), None)
         if label:
