@@ -59,57 +59,61 @@ def local_metadata(name: str, kind: str, prompt: str | dict | None, revision: st
     )
 
 
-class _KeepsMetadata:
-    """mteb's ``unload_data`` drops instance metadata (to restore a published task's); ours is the only
-    one, and the task can be loaded again from its records."""
+class _LocalTask:
+    """What our tasks share: metadata per instance, records held in memory, loaded on demand.
+
+    mteb's ``unload_data`` drops instance metadata (to restore a published task's); ours is the
+    only one, and the task can be loaded again from its records, so unloading keeps it.
+    """
+
+    # Metadata is per instance; mteb skips classes whose metadata is None when it walks them.
+    metadata = None
+
+    def __init__(self, metadata: TaskMetadata, records, **kwargs) -> None:
+        self.metadata = metadata
+        self.records = records
+        super().__init__(**kwargs)
+
+    def build_dataset(self) -> dict:
+        raise NotImplementedError
+
+    def load_data(self, num_proc: int | None = None, **kwargs) -> None:
+        if not self.data_loaded:
+            self.dataset = self.build_dataset()
+            self.data_loaded = True
 
     def unload_data(self) -> None:
         self.dataset = None
         self.data_loaded = False
 
 
-class LocalRetrievalTask(_KeepsMetadata, AbsTaskRetrieval):
-    """A BEIR folder from the data directory, full or subsampled."""
+class LocalRetrievalTask(_LocalTask, AbsTaskRetrieval):
+    """A BEIR folder from the data directory, full or subsampled (``records``: a ``BeirDataset``)."""
 
-    # Metadata is per instance; mteb skips classes whose metadata is None when it walks them.
     metadata = None
 
-    def __init__(self, metadata: TaskMetadata, data: BeirDataset, **kwargs) -> None:
-        self.metadata = metadata
-        self.records = data
-        super().__init__(**kwargs)
-
-    def load_data(self, num_proc: int | None = None, **kwargs) -> None:
-        if self.data_loaded:
-            return
-        data = self.records
+    def build_dataset(self) -> dict:
+        data: BeirDataset = self.records
         corpus = Dataset.from_dict({"id": [d.doc_id for d in data.corpus], "title": [d.title for d in data.corpus],
                                     "text": [d.text for d in data.corpus]})
         queries = Dataset.from_dict({"id": list(data.queries), "text": list(data.queries.values())})
-        self.dataset = {"default": {"test": {"corpus": corpus, "queries": queries,
-                                             "relevant_docs": {q: dict(r) for q, r in data.qrels.items()},
-                                             "top_ranked": None}}}
-        self.data_loaded = True
+        return {"default": {"test": {"corpus": corpus, "queries": queries,
+                                     "relevant_docs": {q: dict(r) for q, r in data.qrels.items()},
+                                     "top_ranked": None}}}
 
 
-class LocalSTSTask(_KeepsMetadata, AbsTaskSTS):
-    """Sentence pairs with gold scores, full or sampled; scored by Spearman of cosine."""
+class LocalSTSTask(_LocalTask, AbsTaskSTS):
+    """Sentence pairs with gold scores, full or sampled (``records``: ``StsPairs``); Spearman of cosine."""
 
     metadata = None
 
     def __init__(self, metadata: TaskMetadata, pairs: StsPairs, **kwargs) -> None:
-        self.metadata = metadata
-        self.records = pairs
         self.min_score, self.max_score = pairs.min_score, pairs.max_score
-        super().__init__(**kwargs)
+        super().__init__(metadata, pairs, **kwargs)
 
-    def load_data(self, num_proc: int | None = None, **kwargs) -> None:
-        if self.data_loaded:
-            return
-        p = self.records
-        self.dataset = {"test": Dataset.from_dict({"sentence1": p.sentence1, "sentence2": p.sentence2,
-                                                   "score": p.scores})}
-        self.data_loaded = True
+    def build_dataset(self) -> dict:
+        p: StsPairs = self.records
+        return {"test": Dataset.from_dict({"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.scores})}
 
 
 @dataclass

@@ -3,53 +3,51 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from finetune.config import DomainConfig
 from finetune.rundir import RunDir, iter_jsonl, read_json, write_json
 
 
-def plot_loss(losses: list[dict], path: Path) -> None:
+@contextmanager
+def _figure(path: Path, xlabel: str, ylabel: str):
+    """A headless line plot saved to ``path`` when the block ends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    train = [r for r in losses if "loss" in r]
-    if train:
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1, alpha=0.6, label="batch loss")
-        mixed = [r["step"] for r in train if r.get("phase") == "mixed"]
-        if mixed:
-            ax.axvspan(min(mixed) - 0.5, max(mixed) + 0.5, color="grey", alpha=0.15, label="mixed-task phase")
-    probe = [r for r in losses if r.get("probe_loss") is not None]
-    if probe:
-        ax.plot([r["step"] for r in probe], [r["probe_loss"] for r in probe], "o-", label="probe batch (fixed)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("InfoNCE loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        yield ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def plot_loss(losses: list[dict], path: Path) -> None:
+    with _figure(path, "step", "InfoNCE loss") as ax:
+        train = [r for r in losses if "loss" in r]
+        if train:
+            ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1, alpha=0.6, label="batch loss")
+            mixed = [r["step"] for r in train if r.get("phase") == "mixed"]
+            if mixed:
+                ax.axvspan(min(mixed) - 0.5, max(mixed) + 0.5, color="grey", alpha=0.15, label="mixed-task phase")
+        probe = [r for r in losses if r.get("probe_loss") is not None]
+        if probe:
+            ax.plot([r["step"] for r in probe], [r["probe_loss"] for r in probe], "o-", label="probe batch (fixed)")
 
 
 def plot_metrics(rows: list[dict], metric_names: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in metric_names:
-        ax.plot([r["step"] for r in rows], [r[name] for r in rows], "o-", label=name)
-    ax.set_xlabel("step (0 = base)")
-    ax.set_ylabel("held-out synthetic queries")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with _figure(path, "step (0 = base)", "held-out synthetic queries") as ax:
+        for name in metric_names:
+            ax.plot([r["step"] for r in rows], [r[name] for r in rows], "o-", label=name)
 
 
 def _table(rows: list[dict], columns: list[str]) -> list[str]:

@@ -71,6 +71,11 @@ def append_jsonl(path: Path, rows: Iterable[dict]) -> None:
         os.fsync(fh.fileno())
 
 
+def _member(relative: str) -> property:
+    """A file or folder of the run directory, by its fixed name."""
+    return property(lambda self: self.root / relative, doc=f"``{relative}`` inside the run directory")
+
+
 class RunDir:
     """Paths of a run and the ledger of finished stages."""
 
@@ -82,46 +87,18 @@ class RunDir:
         return self.root / name
 
     # stage outputs
-    @property
-    def chunks(self) -> Path:
-        return self.root / "chunks.jsonl"
-
-    @property
-    def tasks(self) -> Path:
-        return self.root / "tasks.json"
-
-    @property
-    def pairs(self) -> Path:
-        return self.root / "pairs.jsonl"
-
-    @property
-    def rejections(self) -> Path:
-        return self.root / "rejections.jsonl"
-
-    @property
-    def filtered(self) -> Path:
-        return self.root / "filtered.jsonl"
-
-    @property
-    def examples(self) -> Path:
-        return self.root / "train_examples.jsonl"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def losses(self) -> Path:
-        return self.root / "losses.jsonl"
-
-    @property
-    def generation_cache(self) -> Path:
-        return self.root / "cache" / "generations.jsonl"
+    chunks = _member("chunks.jsonl")
+    tasks = _member("tasks.json")
+    pairs = _member("pairs.jsonl")
+    rejections = _member("rejections.jsonl")
+    filtered = _member("filtered.jsonl")
+    examples = _member("train_examples.jsonl")
+    checkpoints = _member("checkpoints")
+    losses = _member("losses.jsonl")
+    generation_cache = _member("cache/generations.jsonl")
 
     # ledger
-    @property
-    def ledger_path(self) -> Path:
-        return self.root / "stages.json"
+    ledger_path = _member("stages.json")
 
     def done(self) -> dict[str, dict]:
         return read_json(self.ledger_path, {})
