@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "AILAStatutes, AILACasedocs, STSBenchmark, SICK-R), BEIR folders, MTEB tasks or benchmarks "
                    "(need LINQRAG_ONLINE=1 unless cached); add ':streamlined' to a task for its light set")
     s.add_argument("--quantization", choices=("auto", "nf4", "none"),
-                   help="decoder precision (default: the suite's, nf4 for streamlined)")
+                   help="decoder precision (default: the suite's; streamlined: auto, 4-bit for large decoders on a GPU)")
     s.add_argument("--max-length", type=int, help="token window (e.g. 128 for smollm2 on a CPU)")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")

@@ -118,13 +118,13 @@ def minilm_adapters(tmp_path_factory) -> list[Path]:
 # ---- suites and records -------------------------------------------------------------------------
 def test_named_suites_and_task_arguments():
     streamlined = resolve_suite("streamlined")
-    assert streamlined is SUITES["streamlined"] and streamlined.decoder_quantization == "nf4"
+    assert streamlined is SUITES["streamlined"] and streamlined.decoder_quantization == "auto"
     assert all(t.sampling is not None for t in streamlined.tasks)
     assert all(t.sampling is None for t in SUITES["full"].tasks)
     assert [t.name for t in streamlined.tasks] == [t.name for t in SUITES["full"].tasks]
     custom = resolve_suite(["SciFact:streamlined", "SICK-R"])
     assert custom.tasks == (TaskSpec("SciFact", SUITES["streamlined"].tasks[0].sampling), TaskSpec("SICK-R"))
-    assert custom.decoder_quantization == "nf4"
+    assert custom.decoder_quantization == "auto"
     assert resolve_suite(["SICK-R"], quantization="nf4").decoder_quantization == "nf4"
     with pytest.raises(EvalError):
         resolve_suite(["SciFact:light"])
@@ -329,3 +329,15 @@ def test_retrieval_sampling_keeps_judged_and_pooled_documents(toy_root, tmp_path
     assert entry.name == f"toy.{sampling.key}.{first.mteb_name.rsplit('.', 1)[1]}.json"
     second = prepare_task(TaskSpec("toy", sampling), toy_root, sample_cache=cache)
     assert second.task.records == first.task.records == light
+
+
+def test_streamlined_keeps_small_decoders_unquantised_and_nf4_stays_available(tiny_mistral_dir):
+    """``auto``: 4-bit only for the large presets on CUDA (NF4 distorted SmolLM2-135M's ranking)."""
+    from eval.harness import ScoreConfig, load_model
+
+    streamlined = load_model(ScoreConfig(embedder=str(tiny_mistral_dir)), SUITES["streamlined"])
+    assert streamlined.quantization == "float32"
+    forced = load_model(ScoreConfig(embedder=str(tiny_mistral_dir), quantization="nf4"),
+                        resolve_suite("streamlined", quantization="nf4"))
+    assert forced.quantization == "nf4"
+    assert streamlined.revision != forced.revision, "the precision is part of the cache key"
