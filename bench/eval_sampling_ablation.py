@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_agreement import Row, run_row, study_suites  # noqa: E402 (sets the offline env first)
+from eval_agreement import Row, run_row, study_suites  # sets the offline env first
 
-from eval.agreement import kendall_tau, ordering  # noqa: E402
-from eval.harness import adapter_base  # noqa: E402
-from eval.suites import STREAMLINED_SAMPLING, Suite, TaskSpec  # noqa: E402
+from eval.agreement import kendall_tau, ordering
+from eval.harness import adapter_base
+from eval.suites import STREAMLINED_SAMPLING, Suite, TaskSpec
 
 
 def variants(task: str, queries: int | None) -> dict[str, Suite]:
