@@ -104,7 +104,7 @@ class TransformerEmbedder:
         """Short digest of the input templates: re-templated inputs give different vectors."""
         text = f"{self.spec.query_template}\x00{self.spec.document_template}"
         if any(_has_suffix(t) for t in (self.spec.query_template, self.spec.document_template)):
-            text += "\x00cut-inside"  # long texts are cut inside the template since 0.1: other vectors
+            text += "\x00cut-inside"  # long texts are now cut inside the template: older vectors differ
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
     def __repr__(self) -> str:
