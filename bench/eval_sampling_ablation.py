@@ -4,8 +4,8 @@ with one of those three changes at a time; Kendall tau of each variant against t
 
     python bench/eval_sampling_ablation.py --task AILAStatutes --queries 25 --out /tmp/study [--adapter PATH ...]
 
-Rows already scored by ``bench/eval_agreement.py`` in ``--out`` (its ``study-full`` and
-``study-streamlined`` files) are reused; the variants are scored here, mteb cache off.
+The full-set rows already scored by ``bench/eval_agreement.py`` in ``--out`` (its ``study-full``
+files) are reused, and so are variants scored before; the rest are scored here, mteb cache off.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ def main() -> None:
         rows.append(Row(f"{base}+{adapter.name}", None, adapter,
                         args.smollm2_max_length if base and "smollm2" in base else None))
     _, full_suite = study_suites([args.task])
-    full_suite = Suite("study-full", full_suite.tasks, full_suite.decoder_quantization)
     full = {r.label: run_row(r, full_suite, args.out, True, 16, args.threads).score_of(args.task) for r in rows}
     print(f"\n| variant ({args.task}) | " + " | ".join(r.label for r in rows) + " | order | Kendall tau vs full |")
     print("| --- " * (len(rows) + 3) + "|")
