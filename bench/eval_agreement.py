@@ -33,8 +33,9 @@ apply_offline_env()
 
 import torch
 
+from embedder import adapter_base
 from eval.agreement import kendall_tau, ordering
-from eval.harness import ScoreConfig, adapter_base, score
+from eval.harness import ScoreConfig, score
 from eval.records import RunRecord, load_record
 from eval.suites import STREAMLINED_SAMPLING, SUITES, Suite, TaskSpec
 from eval.tasks import prepare_task

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_agreement import Row, run_row, study_suites  # sets the offline env first
 
+from embedder import adapter_base
 from eval.agreement import kendall_tau, ordering
-from eval.harness import adapter_base
 from eval.suites import STREAMLINED_SAMPLING, Suite, TaskSpec
 
 

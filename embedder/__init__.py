@@ -7,7 +7,7 @@
     scores = q @ d.T                       # cosine: vectors are L2-normalised
 """
 
-from embedder.loading import load_embedder, nf4_config
+from embedder.loading import adapter_base, load_embedder, nf4_config
 from embedder.model import Embedder, LoadedFrom, TransformerEmbedder
 from embedder.pooling import last_token_pool, mean_pool, pool
 from embedder.presets import PRESETS, pick_auto
@@ -24,6 +24,7 @@ __all__ = [
     "LoadedFrom",
     "ModelNotFoundError",
     "TransformerEmbedder",
+    "adapter_base",
     "decoder_spec",
     "format_query",
     "last_token_pool",

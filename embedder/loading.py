@@ -53,7 +53,7 @@ def _pick_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _adapter_base(adapter: Path) -> str | None:
+def adapter_base(adapter: Path) -> str | None:
     """The base an adapter was trained on: linqrag's own record first, then PEFT's."""
     for name, key in (("linqrag_adapter.json", "base"), ("adapter_config.json", "base_model_name_or_path")):
         f = adapter / name
@@ -87,7 +87,7 @@ def load_embedder(
     if adapter_path is not None and not (adapter_path / "adapter_config.json").exists():
         raise ModelNotFoundError(f"{adapter_path} is not a PEFT adapter directory (no adapter_config.json)")
     if name is None:
-        name = (adapter_path and _adapter_base(adapter_path)) or "auto"
+        name = (adapter_path and adapter_base(adapter_path)) or "auto"
 
     spec = get_preset(name)
     how_to_get = spec.how_to_get if spec else (

@@ -8,7 +8,6 @@ carries the sample and a data fingerprint. A new or retrained adapter therefore 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import mteb
 
-from embedder import load_embedder
+from embedder import adapter_base, load_embedder
 from embedder.presets import get_preset
 from eval.baselines import BM25_NAME, BM25Search
 from eval.encoder import MtebEncoder, model_revision
@@ -113,20 +112,6 @@ def load_model(config: ScoreConfig, suite: Suite) -> LoadedModel:
     label = emb.name + (f"+{Path(config.adapter).name}" if config.adapter else "")
     encoder = MtebEncoder(emb, batch_size=config.batch_size, show_progress=config.show_progress)
     return LoadedModel(encoder, label, emb.name, emb.signature, model_revision(emb), emb.dtype_name, emb.max_length)
-
-
-def adapter_base(adapter: Path) -> str | None:
-    """The base an adapter names (linqrag's record first, then PEFT's), to pick its precision before loading."""
-    for filename, key in (("linqrag_adapter.json", "base"), ("adapter_config.json", "base_model_name_or_path")):
-        path = adapter / filename
-        if path.exists():
-            try:
-                value = json.loads(path.read_text(encoding="utf-8")).get(key)
-            except ValueError:
-                continue
-            if value:
-                return str(value)
-    return None
 
 
 def _versions() -> dict[str, str]:
