@@ -1,7 +1,7 @@
 """The training order of the Linq recipe: homogeneous task batches, then a short mixed phase.
 
-Each batch of the first phase holds examples of one task only, tasks taking turns in a fixed
-order, so in-batch negatives share the query format and the loss is not solved by telling tasks
+Each batch of the first phase holds examples of one task only, tasks taking turns (interleaved
+in proportion to their size, ties in a fixed order), so in-batch negatives share the query format and the loss is not solved by telling tasks
 apart. The last ``mixed_steps`` batches (<= 20) mix tasks, to keep the model from drifting
 towards the task trained last. The plan is a pure function of the examples and the seed, so a
 resumed run continues exactly where it stopped.
@@ -34,17 +34,21 @@ def _batches(indices: list[int], examples: Sequence[TrainingExample], size: int)
 
 def homogeneous_batches(examples: Sequence[TrainingExample], size: int, rng: random.Random,
                         task_order: Sequence[str]) -> list[list[int]]:
-    """One pass over the data: per task (in ``task_order``), its shuffled examples cut into batches."""
+    """One pass over the data: each task's shuffled examples cut into batches, the tasks' batches
+    interleaved evenly (a task with three times the batches comes three times as often), ties
+    broken by ``task_order``. Interleaving matters once sources differ in size: run one after
+    another, a large source (thousands of cloze pairs) would fill a short training alone."""
     by_task: dict[str, list[int]] = {}
     for i, ex in enumerate(examples):
         by_task.setdefault(ex.task_id, []).append(i)
     order = [t for t in task_order if t in by_task] + sorted(t for t in by_task if t not in task_order)
-    plan: list[list[int]] = []
-    for task in order:
+    keyed: list[tuple[float, int, list[int]]] = []
+    for rank, task in enumerate(order):
         members = by_task[task]
         rng.shuffle(members)
-        plan.extend(_batches(members, examples, size))
-    return plan
+        batches = _batches(members, examples, size)
+        keyed.extend(((k + 0.5) / len(batches), rank, batch) for k, batch in enumerate(batches))
+    return [batch for _, _, batch in sorted(keyed, key=lambda item: item[:2])]
 
 
 def mixed_batches(examples: Sequence[TrainingExample], size: int, rng: random.Random) -> list[list[int]]:

@@ -62,6 +62,11 @@ def collect_tasks(answers: list[str], max_tasks: int) -> tuple[list[Task], Count
 
 
 def run_brainstorm_stage(config: DomainConfig, run: RunDir, llm: CachedGenerator, show_progress: bool = True) -> dict:
+    if "llm" not in config.pair_sources:  # no generated queries: no tasks to brainstorm, no model to load
+        write_json(run.tasks, [])
+        summary = {"calls": 0, "tasks": 0, "notes": ["pair_sources has no 'llm': brainstorm skipped"]}
+        run.mark_done("brainstorm", summary)
+        return summary
     pool = load_pool(run)
     train = pool.of_split("train") or pool.chunks
     rng = random.Random(config.seed + 2)

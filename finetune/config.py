@@ -10,6 +10,13 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+#: Every pair source the generate stage knows.
+PAIR_SOURCES = ("llm", "title", "cloze")
+#: Temperatures: E5-mistral / Linq train 7B decoders at 0.02; sentence-transformers' encoders
+#: (MiniLM) were trained at a scale of 20, i.e. 0.05, and fit noisy labels too hard at 0.02.
+DECODER_TEMPERATURE = 0.02
+ENCODER_TEMPERATURE = 0.05
+
 
 @dataclass
 class DomainConfig:
@@ -17,12 +24,14 @@ class DomainConfig:
     corpus: str = ""
     run_dir: str = ""
     base: str = "minilm"  #: embedder preset, hub id or path to adapt
-    teacher: str = "minilm"  #: embedder that filters pairs and mines negatives
+    #: Filters pairs, mines negatives, gives soft labels: "bm25+NAME" (fused, the default: not the
+    #: base), an embedder name alone, or "bm25".
+    teacher: str = "bm25+minilm"
     seed: int = 13
     threads: int | None = None  #: torch CPU threads (1 is fastest on a busy shared CPU)
 
     # --- 1. chunk
-    max_chunks: int = 400  #: chunk pool the run works on (sampled from the corpus)
+    max_chunks: int = 1200  #: chunk pool the run works on (sampled from the corpus)
     max_chunks_per_doc: int = 4  #: so long documents cannot fill the pool alone
     chunk_size: int | None = None  #: tokens; default min(128, what fits the base)
     heldout_fraction: float = 0.2  #: share of chunks whose queries only evaluate
@@ -37,7 +46,11 @@ class DomainConfig:
     brainstorm_calls: int = 4
     brainstorm_passages: int = 3
     max_tasks: int = 6
-    max_queries: int | None = None  #: cap on chunks that get a query (default: every pool chunk)
+    #: Where training pairs come from: "llm" (generated queries), "title" (title -> body), "cloze"
+    #: (a sentence -> the rest of its chunk). Each source is a task of the batch schedule.
+    pair_sources: tuple[str, ...] = ("llm", "title", "cloze")
+    cloze_per_chunk: int = 2  #: cloze pairs cut from each pool chunk
+    max_queries: int | None = 240  #: pool chunks that get an LLM query (None: every chunk; the LLM is the cost)
     passage_chars: int = 700  #: chunk text shown to the generator
     max_new_tokens: int = 80
     temperature: float = 0.6
@@ -63,19 +76,27 @@ class DomainConfig:
     learning_rate: float = 2e-4
     warmup_steps: int = 5
     weight_decay: float = 0.0
-    temperature_loss: float = 0.02  #: InfoNCE temperature
+    #: InfoNCE temperature; None picks by base: the recipe's value for decoders, the encoder's own
+    #: training scale for mean-pooling encoders (see ``resolved_temperature``).
+    temperature_loss: float | None = None
+    #: Weight of the MarginMSE soft-label loss (the teacher's margins) beside InfoNCE; 0 turns it off.
+    distill_weight: float = 0.1
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     mixed_steps: int = 10  #: final mixed-task steps (<= 20, after the homogeneous phase)
     checkpoint_every: int = 20
-    gradient_checkpointing: bool = True
+    #: None: on for bases of 1B parameters and more (memory), off below (it costs a second forward)
+    gradient_checkpointing: bool | None = None
     quantization: str = "auto"  #: "nf4" trains QLoRA on a 4-bit base
     train_max_length: int | None = None  #: token cap for training inputs (default: the base's window)
 
     # --- 7. evaluate
     eval_k: int = 10
     eval_suite: str | None = None  #: also score the base and the best checkpoint on this eval/ suite ("streamlined")
+    bootstrap_resamples: int = 2000  #: paired bootstrap of the held-out gain
+    guard_pairs: int = 500  #: STS-B sentence pairs of the out-of-domain guard (0 turns it off)
+    guard_max_drop: float = 0.01  #: a checkpoint losing more Spearman than this on the guard is refused
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +110,10 @@ class DomainConfig:
             raise ValueError("batch_size must be >= 2 (in-batch negatives)")
         if self.generator not in ("local", "openai"):
             raise ValueError("generator must be 'local' or 'openai'")
+        self.pair_sources = tuple(self.pair_sources)
+        unknown = set(self.pair_sources) - set(PAIR_SOURCES)
+        if unknown or not self.pair_sources:
+            raise ValueError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -113,6 +138,12 @@ class DomainConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def resolved_temperature(self, pooling: str) -> float:
+        """The InfoNCE temperature for a base with this pooling (an explicit setting wins)."""
+        if self.temperature_loss is not None:
+            return self.temperature_loss
+        return DECODER_TEMPERATURE if pooling == "last" else ENCODER_TEMPERATURE
 
     def generation_fingerprint(self) -> dict:
         """Settings that change what the generator is asked (cached outputs stay valid otherwise)."""

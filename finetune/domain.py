@@ -26,15 +26,15 @@ FIELD_STAGE: dict[str, str] = {
                     "chunk"),
     **dict.fromkeys(("generator", "generator_model", "base_url", "brainstorm_calls", "brainstorm_passages",
                      "max_tasks", "temperature", "top_p"), "brainstorm"),
-    **dict.fromkeys(("max_queries", "passage_chars", "max_new_tokens", "retries"), "generate"),
+    **dict.fromkeys(("max_queries", "passage_chars", "max_new_tokens", "retries", "pair_sources", "cloze_per_chunk"),
+                    "generate"),
     **dict.fromkeys(("teacher", "min_query_words", "max_query_words", "near_duplicate_jaccard", "copy_overlap",
                      "teacher_top_k"), "filter"),
     **dict.fromkeys(("negatives_per_query", "mine_rank_start", "mine_rank_end", "false_negative_margin"), "mine"),
     **dict.fromkeys(("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss",
                      "lora_r", "lora_alpha", "lora_dropout", "mixed_steps", "checkpoint_every",
-                     "gradient_checkpointing", "quantization", "train_max_length"), "train"),
-    "eval_k": "evaluate",
-    "eval_suite": "evaluate",
+                     "gradient_checkpointing", "quantization", "train_max_length", "distill_weight"), "train"),
+    **dict.fromkeys(("eval_k", "eval_suite", "bootstrap_resamples", "guard_pairs", "guard_max_drop"), "evaluate"),
 }
 
 
@@ -47,14 +47,16 @@ class RunResult:
     best_score: float | None
     gain: float | None
     heldout_queries: int
+    recommended: str | None = None  #: the checkpoint to use, or None: keep the base
+    verdict: str = ""
 
     def summary_line(self) -> str:
         if not self.best_checkpoint:
             return f"done: no checkpoint evaluated; see {self.run_dir / 'report.md'}"
-        verdict = "" if self.gain and self.gain > 0 else " -- no checkpoint beat the base"
+        use = f"use {self.recommended}" if self.recommended else "recommended: keep the base embedder"
         return (f"done: best checkpoint {self.best_checkpoint} | {self.metric} on {self.heldout_queries} held-out "
-                f"synthetic queries: base {self.base_score:.4f} -> {self.best_score:.4f} ({self.gain:+.4f}){verdict} | "
-                f"report {self.run_dir / 'report.md'}")
+                f"queries: base {self.base_score:.4f} -> {self.best_score:.4f} ({self.gain:+.4f}) | {self.verdict} | "
+                f"{use} | report {self.run_dir / 'report.md'}")
 
 
 def default_run_dir(corpus: str, base: str) -> Path:
@@ -152,7 +154,12 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
             out = run_evaluate_stage(config, run, show_progress)
         else:
             out = run_report_stage(config, run)
-        log.warning("stage %s finished in %.0f s: %s", stage, time.perf_counter() - t0, _short(out))
+        seconds = time.perf_counter() - t0
+        run.record_seconds(stage, seconds)
+        log.warning("stage %s finished in %.0f s: %s", stage, seconds, _short(out))
+    minutes = run.stage_minutes()
+    log.warning("cost (minutes per stage on this machine): %s; total %.1f",
+                ", ".join(f"{k} {v}" for k, v in minutes.items()), sum(minutes.values()))
     evaluation = read_json(run.path("evaluation.json"), {})
     rows, best = evaluation.get("rows", []), evaluation.get("best")
     metric = evaluation.get("metric", f"ndcg@{config.eval_k}")
@@ -160,6 +167,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         run_dir=run.root, best_checkpoint=best.get("path") if best else None, metric=metric,
         base_score=rows[0][metric] if rows else None, best_score=best[metric] if best else None,
         gain=evaluation.get("gain"), heldout_queries=evaluation.get("heldout_queries", 0),
+        recommended=evaluation.get("recommended"), verdict=evaluation.get("verdict", {}).get("reason", ""),
     )
 
 

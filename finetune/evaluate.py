@@ -1,49 +1,108 @@
-"""Stage 7: score the base and every checkpoint on the held-out synthetic queries.
+"""Stage 7: score the base and every checkpoint on held-out queries of every source, then decide.
 
-Held-out queries were generated from chunks no training example saw (whole held-out documents);
-each is searched over the entire pool and scored by nDCG@10 and recall@10 with ``eval.metrics``
-(chunk-level relevance: its own chunk). Checkpoints are loaded through ``embedder.load_embedder``
-exactly as the app and indexes will load them.
+Held-out queries come from chunks no training example saw (whole held-out documents), from each
+pair source (generated, title, cloze); each is searched over the entire pool, its positive seen
+as it trained (a title pair's body, a cloze pair's chunk minus its sentence), and scored by
+nDCG@10 and recall@10 (one relevant chunk). ``finetune.selection`` picks the best checkpoint on
+one half of the queries and tests it on the other (paired bootstrap), and the out-of-domain
+guard (STS-B sentence pairs from the data folder, dev split) checks it did not unlearn general
+similarity; the run recommends the base when either fails. Checkpoints are loaded through
+``embedder.load_embedder`` exactly as the app and indexes load them.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from eval.metrics import mean_metric
 from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json
+from finetune.selection import decide, half_of, macro_mean, ndcg_from_ranks
+from finetune.teacher import positive_ranks
 from finetune.train import checkpoint_dirs
 from indexing.records import Chunk
 
-DEPTH = 100
+log = logging.getLogger(__name__)
+
+#: STS-B split the guard samples: dev, so no test pair is ever looked at by a run.
+GUARD_FILE = "sts-dev.csv"
 
 
-def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk], k: int = 10) -> dict:
-    """nDCG@k and recall@k of ``embedder`` for ``pairs`` over ``chunks`` (one relevant chunk each)."""
-    docs = embedder.encode_documents([c.indexed_text for c in chunks])
+def query_matrix(embedder, pairs: Sequence[SyntheticPair]) -> np.ndarray:
     by_instruction: dict[str, list[int]] = {}
     for i, p in enumerate(pairs):
         by_instruction.setdefault(p.instruction, []).append(i)
-    queries = np.zeros((len(pairs), docs.shape[1]), dtype=np.float32)
+    out = None
     for instruction, rows in by_instruction.items():
-        queries[rows] = embedder.encode_queries([pairs[i].query for i in rows], instruction=instruction)
+        vectors = embedder.encode_queries([pairs[i].query for i in rows], instruction=instruction)
+        if out is None:
+            out = np.zeros((len(pairs), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+    return out if out is not None else np.zeros((0, 1), dtype=np.float32)
+
+
+def positive_ranks_of(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk]) -> np.ndarray:
+    """1-based rank of each pair's positive (its training view) over the whole pool."""
+    docs = embedder.encode_documents([c.indexed_text for c in chunks])
+    queries = query_matrix(embedder, pairs)
     scores = queries @ docs.T
-    ids = [c.chunk_id for c in chunks]
-    run: dict[str, dict[str, float]] = {}
-    for p, row in zip(pairs, scores):
-        top = np.argsort(-row, kind="stable")[:DEPTH]
-        run[p.pair_id] = {ids[j]: float(row[j]) for j in top}
-    qrels = {p.pair_id: {p.chunk_id: 1} for p in pairs}
-    return {f"ndcg@{k}": mean_metric(run, qrels, "ndcg", k)[0], f"recall@{k}": mean_metric(run, qrels, "recall", k)[0]}
+    column = {c.chunk_id: i for i, c in enumerate(chunks)}
+    positives = [column[p.chunk_id] for p in pairs]
+    views = [i for i, p in enumerate(pairs) if p.positive_text]
+    if views:
+        view_vectors = embedder.encode_documents([pairs[i].positive_text for i in views])
+        scores[views, [positives[i] for i in views]] = (queries[views] * view_vectors).sum(axis=1)
+    return positive_ranks(scores, positives)
+
+
+def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk], k: int = 10) -> dict:
+    """Per-query nDCG@k and recall@k of ``embedder`` for ``pairs`` over ``chunks``."""
+    ranks = positive_ranks_of(embedder, pairs, chunks)
+    return {"ndcg": ndcg_from_ranks(ranks, k), "recall": (ranks <= k).astype(np.float64)}
+
+
+def guard_pairs(n: int, seed: int):
+    """A fixed sample of STS-B dev pairs, or None (with the reason) when the data is not here."""
+    from eval.localdata import read_sts_benchmark
+    from linqrag.settings import data_dir
+
+    path = data_dir() / "stsbenchmark" / GUARD_FILE
+    if n <= 0:
+        return None, "guard off (guard_pairs = 0)"
+    if not path.exists():
+        return None, f"guard skipped: {path} not found (set LINQRAG_DATA to the folder holding stsbenchmark/)"
+    pairs = read_sts_benchmark(path)
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.choice(len(pairs), size=min(n, len(pairs)), replace=False).tolist())
+    return pairs.select(picked), f"STS-B dev, {len(picked)} pairs"
+
+
+def guard_spearman(embedder, sts) -> float:
+    from scipy.stats import spearmanr
+
+    from eval.localdata import STS_INSTRUCTION
+
+    a = embedder.encode_queries(sts.sentence1, instruction=STS_INSTRUCTION)
+    b = embedder.encode_queries(sts.sentence2, instruction=STS_INSTRUCTION)
+    return float(spearmanr((a * b).sum(axis=1), sts.scores).statistic)
+
+
+def _row(name: str, step: int, path: Path | None, scores: dict, sources: list[str], k: int) -> dict:
+    row = {"name": name, "step": step, "path": str(path.resolve()) if path else None,
+           f"ndcg@{k}": round(macro_mean(scores["ndcg"], sources), 4),
+           f"recall@{k}": round(macro_mean(scores["recall"], sources), 4)}
+    for source in sorted(set(sources)):
+        mask = np.asarray(sources) == source
+        row[f"ndcg@{k}:{source}"] = round(float(scores["ndcg"][mask].mean()), 4)
+    return row
 
 
 def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = True) -> dict:
@@ -52,36 +111,59 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     run.require("filter", "train")
     pool = load_pool(run)
     pairs = [p for p in load_pairs(run, run.filtered) if p.split == "heldout"]
-    metric = f"ndcg@{config.eval_k}"
-    rows: list[dict] = []
+    k = config.eval_k
+    metric = f"ndcg@{k}"
     if not pairs:
-        summary = {"heldout_queries": 0, "rows": [], "best": None,
+        summary = {"heldout_queries": 0, "rows": [], "best": None, "recommended": None,
                    "notes": ["no held-out queries survived (raise heldout_fraction or max_chunks)"]}
         write_json(run.path("evaluation.json"), summary)
         run.mark_done("evaluate", summary)
         return summary
+    sources = [p.source for p in pairs]
+    halves = np.array([half_of(p.pair_id) for p in pairs])
+    select, confirm = halves == "select", halves == "confirm"
+    sts, guard_note = guard_pairs(config.guard_pairs, config.seed)
     targets: list[tuple[str, int, Path | None]] = [("base", 0, None)]
     targets += [(p.name, int(p.name.split("-")[1]), p) for p in checkpoint_dirs(run)]
+    rows, per_query, guard = [], {}, {}
     for name, step, path in tqdm(targets, desc="evaluate", unit="model", disable=not show_progress):
         embedder = load_embedder(config.base, adapter=path, quantization=config.quantization)
-        rows.append({"name": name, "step": step, "path": str(path.resolve()) if path else None,
-                     **{k: round(v, 4) for k, v in score_embedder(embedder, pairs, pool.chunks, config.eval_k).items()}})
+        scores = score_embedder(embedder, pairs, pool.chunks, k)
+        per_query[name] = scores["ndcg"]
+        row = _row(name, step, path, scores, sources, k)
+        row["select_" + metric] = round(macro_mean(scores["ndcg"][select], np.asarray(sources)[select]), 4)
+        if sts is not None and name == "base":
+            guard["base"] = guard_spearman(embedder, sts)
+        rows.append(row)
         del embedder
         gc.collect()
-    best = max(rows[1:] or rows, key=lambda r: (r[metric], r["step"]))
+    best = max(rows[1:] or rows, key=lambda r: (r["select_" + metric], r["step"]))
+    if sts is not None and best["name"] != "base":
+        guard[best["name"]] = guard_spearman(load_embedder(config.base, adapter=best["path"],
+                                                           quantization=config.quantization), sts)
+    guard_drop = guard["base"] - guard[best["name"]] if sts is not None and best["name"] in guard else None
+    diff = per_query[best["name"]][confirm] - per_query["base"][confirm]
+    verdict = decide(best["name"], diff, np.asarray(sources)[confirm], config.bootstrap_resamples, guard_drop,
+                     config.guard_max_drop, config.seed)
     base = rows[0]
     summary = {
         "heldout_queries": len(pairs),
+        "heldout_by_source": {s: sources.count(s) for s in sorted(set(sources))},
+        "confirm_queries": int(confirm.sum()),
         "pool_chunks": len(pool.chunks),
         "metric": metric,
         "rows": rows,
         "best": best,
         "gain": round(best[metric] - base[metric], 4),
+        "guard": {"data": guard_note, **{name: round(v, 4) for name, v in guard.items()}},
+        "verdict": verdict.to_json(),
+        "recommended": best["path"] if verdict.recommended != "base" else None,
     }
     if config.eval_suite:
         summary["suite"] = suite_scores(config, [base, best], show_progress)
     write_json(run.path("evaluation.json"), summary)
-    run.mark_done("evaluate", {k: summary[k] for k in ("heldout_queries", "best", "gain")})
+    run.mark_done("evaluate", {k: summary[k] for k in ("heldout_queries", "best", "gain", "verdict")})
+    log.warning("verdict: %s", verdict.reason)
     return summary
 
 

@@ -56,15 +56,19 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def rule_near_duplicates(pairs: Sequence[SyntheticPair], threshold: float):
-    """A query whose word set overlaps an earlier kept one by ``threshold`` or more (Jaccard)."""
-    kept, removed, sets = [], [], []
+    """A query whose word set overlaps an earlier kept one of the same source by ``threshold`` or
+    more (Jaccard). Within a source only: sources differ in shape, and thousands of cloze
+    sentences compared with everything would cost quadratic time for nothing."""
+    kept, removed = [], []
+    sets: dict[str, list[set[str]]] = {}
     for p in pairs:
         s = set(words(p.query))
-        if any(jaccard(s, other) >= threshold for other in sets):
+        same_source = sets.setdefault(p.source, [])
+        if any(jaccard(s, other) >= threshold for other in same_source):
             removed.append(p)
         else:
             kept.append(p)
-            sets.append(s)
+            same_source.append(s)
     return kept, removed
 
 
@@ -80,8 +84,10 @@ def copy_share(query: str, passage: str, n: int = 4) -> float:
 
 
 def rule_copies_chunk(pairs: Sequence[SyntheticPair], texts: dict[str, str], overlap: float):
-    """Queries lifted from their own chunk (a title or a sentence) teach string matching, not retrieval."""
-    return partition(pairs, lambda p: copy_share(p.query, texts[p.chunk_id]) < overlap)
+    """Queries lifted from their own positive teach string matching, not retrieval. The positive is
+    the pair's training view (a cloze pair's chunk without its sentence), so the free sources pass
+    unless their text recurs in the positive."""
+    return partition(pairs, lambda p: copy_share(p.query, p.positive_text or texts[p.chunk_id]) < overlap)
 
 
 def rule_teacher(pairs: Sequence[SyntheticPair], ranks: dict[str, int], top_k: int):
@@ -91,13 +97,14 @@ def rule_teacher(pairs: Sequence[SyntheticPair], ranks: dict[str, int], top_k: i
 
 
 def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair], show_progress: bool = True) -> dict[str, int]:
-    pool = load_pool(run)
-    column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
-    chunk_vectors = teacher.chunk_vectors(run, pool.chunks, show_progress)
+    """Rank of each pair's positive (its ``positive_text`` view where it has one) in the teacher's
+    ranking of the whole pool."""
     if not pairs:
         return {}
-    query_vectors = teacher.query_vectors([p.query for p in pairs], [p.instruction for p in pairs])
-    ranks = positive_ranks(query_vectors @ chunk_vectors.T, [column[p.chunk_id] for p in pairs])
+    pool = load_pool(run)
+    column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
+    scores, _ = teacher.pool_scores(run, pool.chunks, pairs, show_progress)
+    ranks = positive_ranks(scores.fused, [column[p.chunk_id] for p in pairs])
     return {p.pair_id: int(r) for p, r in zip(pairs, ranks)}
 
 

@@ -1,4 +1,5 @@
-"""Stage 3 (E5 step two): one synthetic query per pool chunk, the chunk being its positive.
+"""Stage 3 (E5 step two): one synthetic query per pool chunk, the chunk being its positive; then
+the pairs that need no LLM (``finetune.sources``: titles, inverse cloze).
 
 Each chunk gets a task from the brainstormed pool and a template (length, clarity, difficulty,
 style), both picked deterministically from the chunk id. The answer must be a JSON object with a
@@ -18,6 +19,7 @@ from finetune.llm import CachedGenerator
 from finetune.prompts import EXAMPLE_NEGATIVES, EXAMPLE_QUERIES, TEMPLATES, generation_messages, stable_pick
 from finetune.records import Rejection, SyntheticPair, Task
 from finetune.rundir import RunDir, iter_jsonl, write_jsonl
+from finetune.sources import cloze_pairs, title_pairs
 from indexing.records import Chunk
 from linqrag.generation import GenerationConfig
 
@@ -64,8 +66,12 @@ def attempt_config(config: DomainConfig, attempt: int) -> GenerationConfig:
 
 def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm: CachedGenerator,
                        show_progress: bool = True) -> dict:
+    """LLM queries for the first ``max_queries`` pool chunks, then the free sources for every chunk."""
     pool = load_pool(run)
-    chunks = pool.chunks[: config.max_queries] if config.max_queries else pool.chunks
+    if "llm" in config.pair_sources:
+        chunks = pool.chunks[: config.max_queries] if config.max_queries else pool.chunks
+    else:
+        chunks = []
     templates = {t.template_id: t for t in TEMPLATES}
     plan = {c.chunk_id: assign(c, tasks, config.seed) for c in chunks}
     pending = list(chunks)
@@ -99,12 +105,19 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
             )
         pending = retry
     ordered = [pairs[c.chunk_id] for c in chunks if c.chunk_id in pairs]
+    llm_pairs = len(ordered)
+    if "title" in config.pair_sources:
+        ordered += title_pairs(pool.chunks, pool.split)
+    if "cloze" in config.pair_sources:
+        ordered += cloze_pairs(pool.chunks, pool.split, config.cloze_per_chunk, config.seed + 11)
     write_jsonl(run.pairs, ordered)
     write_jsonl(run.rejections, rejections)
     reasons = Counter(r.reason for r in rejections)
     summary = {
         "chunks": len(chunks),
         "pairs": len(ordered),
+        "by_source": {"llm": llm_pairs, **{src: sum(1 for p in ordered if p.source == src)
+                                           for src in ("title", "cloze") if src in config.pair_sources}},
         "train_pairs": sum(1 for p in ordered if p.split == "train"),
         "heldout_pairs": sum(1 for p in ordered if p.split == "heldout"),
         "with_hard_negative": sum(1 for p in ordered if p.hard_negative),
@@ -113,6 +126,7 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
         "rejected_by_reason": dict(reasons.most_common()),
         "gave_up_chunks": len(pending),
         "answer_notes": dict(notes.most_common()),
+        "generator": llm.name,  # which model and backend wrote the answers (the cache's key prefix)
         "generated_now": llm.generated,
         "generation_seconds": round(llm.seconds, 1),
         "queries_per_minute": round(llm.per_minute, 2) if llm.per_minute else None,

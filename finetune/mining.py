@@ -4,12 +4,15 @@ For each training query the teacher ranks the training chunks (held-out chunks n
 training text). The positive is skipped; candidates scoring above ``margin`` times the
 positive's score are skipped as likely false negatives (unlabelled positives); negatives are
 sampled from a rank window of what remains, so they are hard but not the very top, where most
-false negatives sit. The LLM-written hard negative is kept beside them.
+false negatives sit. The LLM-written hard negative is kept beside them. The teacher's score
+margins between the positive and each mined negative are stored as soft labels (MarginMSE,
+GPL-style) for the train stage.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,19 +61,20 @@ def mine_negatives(scores: np.ndarray, ids: Sequence[str], positive_id: str, n: 
     return MinedNegatives(sorted(picked, key=candidates.index), skipped, (start, end))
 
 
-def llm_negative_scores(teacher: Teacher, pairs, query_vectors: np.ndarray) -> list[float]:
-    """Teacher score of each pair's LLM-written negative for its query (-inf where there is none).
+def calibrate_margins(fused_margins: np.ndarray, dense_margins: np.ndarray | None) -> float:
+    """The factor that turns fused z-score margins into cosine margins (MarginMSE soft labels).
 
-    Small generators often write a "negative" that restates the query or the positive; the same
-    false-negative margin as for mined chunks decides whether it is kept.
+    The student scores by cosine, the fused teacher by z-scores; the factor is the ratio of the
+    median margins of the teacher's own dense part on the same (query, positive, negative)
+    triples, so a typical soft label asks for the margin a real embedder draws. Without a dense
+    part (a BM25-only teacher) a z-unit counts as 0.05 of cosine.
     """
-    rows = [i for i, p in enumerate(pairs) if p.hard_negative]
-    out = [float("-inf")] * len(pairs)
-    if rows:
-        vectors = teacher.embedder.encode_documents([pairs[i].hard_negative for i in rows])
-        for i, vector in zip(rows, vectors):
-            out[i] = float(query_vectors[i] @ vector)
-    return out
+    fused = fused_margins[np.isfinite(fused_margins) & (fused_margins > 0)]
+    if dense_margins is None or not len(fused):
+        return 0.05
+    dense = dense_margins[np.isfinite(dense_margins)]
+    ratio = float(np.median(dense)) / float(np.median(fused)) if len(dense) else 0.05
+    return ratio if ratio > 0 else 0.05
 
 
 def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_progress: bool = True) -> dict:
@@ -78,41 +82,52 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
     pool = load_pool(run)
     pairs = [p for p in load_pairs(run, run.filtered) if p.split == "train"]
     train_chunks = pool.of_split("train")
-    column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
-    all_vectors = teacher.chunk_vectors(run, pool.chunks, show_progress)
-    vectors = all_vectors[[column[c.chunk_id] for c in train_chunks]]
     ids = [c.chunk_id for c in train_chunks]
     rng = random.Random(config.seed + 5)
-    examples: list[TrainingExample] = []
-    skipped_total, counts = 0, []
-    llm_dropped = 0
+    skipped_total, counts, llm_dropped = 0, [], 0
+    mined_rows: list[tuple] = []
     if pairs:
-        queries = teacher.query_vectors([p.query for p in pairs], [p.instruction for p in pairs])
-        scores = queries @ vectors.T
-        llm_scores = llm_negative_scores(teacher, pairs, queries)
-        for p, row, llm_score in zip(pairs, scores, llm_scores):
+        scores, llm_scores = teacher.pool_scores(run, train_chunks, pairs, show_progress,
+                                                 extra_texts=[p.hard_negative for p in pairs])
+        column = {c: i for i, c in enumerate(ids)}
+        for i, p in enumerate(pairs):
+            row = scores.fused[i]
             mined = mine_negatives(row, ids, p.chunk_id, config.negatives_per_query,
                                    (config.mine_rank_start, config.mine_rank_end), config.false_negative_margin, rng)
             skipped_total += mined.false_negatives_skipped
             counts.append(len(mined.ids))
-            positive_score = float(row[ids.index(p.chunk_id)])
+            positive_score = float(row[column[p.chunk_id]])
+            threshold = config.false_negative_margin * positive_score if positive_score > 0 else positive_score
             llm_negative = p.hard_negative
-            if llm_negative and llm_score > config.false_negative_margin * positive_score:
+            if llm_negative and llm_scores[i] > threshold:
                 llm_negative, llm_dropped = None, llm_dropped + 1
-            examples.append(TrainingExample(
-                pair_id=p.pair_id, task_id=p.task_id, instruction=p.instruction, query=p.query,
-                positive_id=p.chunk_id, negative_ids=tuple(mined.ids), llm_negative=llm_negative,
-                teacher_positive_score=round(positive_score, 4),
-            ))
+            negatives = [column[n] for n in mined.ids]
+            fused_margins = positive_score - row[negatives]
+            dense_margins = (scores.dense[i, column[p.chunk_id]] - scores.dense[i, negatives]
+                             if scores.dense is not None else None)
+            mined_rows.append((p, mined.ids, llm_negative, positive_score, fused_margins, dense_margins))
+    all_fused = np.concatenate([r[4] for r in mined_rows]) if mined_rows else np.zeros(0)
+    all_dense = (np.concatenate([r[5] for r in mined_rows]) if mined_rows and mined_rows[0][5] is not None
+                 else None)
+    factor = calibrate_margins(all_fused, all_dense)
+    examples = [TrainingExample(
+        pair_id=p.pair_id, task_id=p.task_id, instruction=p.instruction, query=p.query,
+        positive_id=p.chunk_id, negative_ids=tuple(negative_ids), llm_negative=llm_negative,
+        teacher_positive_score=round(positive_score, 4), source=p.source, positive_text=p.positive_text,
+        teacher_margins=tuple(round(float(m) * factor, 5) for m in fused_margins),
+    ) for p, negative_ids, llm_negative, positive_score, fused_margins, _ in mined_rows]
     write_jsonl(run.examples, examples)
     summary = {
         "examples": len(examples),
+        "by_source": dict(Counter(e.source for e in examples)),
         "mined_negatives": int(sum(counts)),
         "false_negatives_skipped": skipped_total,
         "with_llm_negative": sum(1 for e in examples if e.llm_negative),
         "llm_negatives_dropped_as_false_negatives": llm_dropped,
         "window": [config.mine_rank_start, config.mine_rank_end],
         "margin": config.false_negative_margin,
+        "teacher": teacher.name,
+        "soft_label_factor": round(factor, 5),
     }
     run.mark_done("mine", summary)
     return summary

@@ -51,6 +51,12 @@ class SyntheticPair(Record):
     split: str  # "train" | "heldout"
     attempts: int = 1
     repaired: bool = False
+    #: Where the pair came from: "llm" (a generated query), "title" (a document's title for its body),
+    #: "cloze" (a sentence for the rest of its chunk). Each source is its own task in the batch plan.
+    source: str = "llm"
+    #: The positive as training and the teacher see it, when it is not the chunk's indexed text
+    #: (a title pair's body without the title; a cloze pair's chunk without its sentence).
+    positive_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,3 +82,8 @@ class TrainingExample(Record):
     llm_negative: str | None = None
     teacher_positive_score: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    source: str = "llm"
+    positive_text: str | None = None
+    #: Soft labels: the teacher's score margin (positive minus negative) for each of ``negative_ids``,
+    #: in the student's cosine units (see ``finetune.mining.calibrate_margins``); empty when not mined.
+    teacher_margins: tuple[float, ...] = ()

@@ -72,6 +72,8 @@ def run_report_stage(config: DomainConfig, run: RunDir) -> dict:
         "best_checkpoint": best.get("path") if best else None,
         "base": config.base,
         "gain": evaluation.get("gain"),
+        "recommended": evaluation.get("recommended"),
+        "verdict": evaluation.get("verdict"),
     }
     plots = []
     if losses:
@@ -131,18 +133,28 @@ def markdown(report: dict) -> str:
                   "![loss](loss.png)", ""]
     if ev.get("rows"):
         metric = ev["metric"]
-        lines += ["## Held-out synthetic queries", "", f"{ev['heldout_queries']} queries over {ev['pool_chunks']} chunks.", ""]
+        by_source = ev.get("heldout_by_source", {})
+        lines += ["## Held-out queries", "", (f"{ev['heldout_queries']} queries ({by_source}) over {ev['pool_chunks']} "
+                  f"chunks; {metric} is the mean over sources."), ""]
+        source_columns = [f"{metric}:{s}" for s in by_source]
         lines += _table([{**r, "best": "**best**" if r["name"] == ev["best"]["name"] else ""} for r in ev["rows"]],
-                        ["name", "step", metric, f"recall@{metric.split('@')[1]}", "best"]) + [""]
-        verdict = "" if ev["gain"] > 0 else " No checkpoint beat the base: keep using the base embedder."
-        lines += [f"Gain of the best checkpoint over the base: {ev['gain']:+.4f} {metric}.{verdict}", "", "![metrics](metrics.png)", ""]
+                        ["name", "step", metric, *source_columns, f"recall@{metric.split('@')[1]}", "best"]) + [""]
+        verdict = ev.get("verdict") or {}
+        guard = ev.get("guard") or {}
+        lines += [(f"Gain of the best checkpoint over the base: {ev['gain']:+.4f} {metric} (all held-out queries); "
+                  f"on the {ev.get('confirm_queries')} confirm-half queries {verdict.get('confirm_gain')} "
+                  f"(95% {verdict.get('confirm_interval')}). Guard ({guard.get('data')}): {guard}."), "",
+                  f"**Verdict: {verdict.get('reason', '')}**", "", "![metrics](metrics.png)", ""]
     suite = ev.get("suite")
     if suite:
         names = [k for k in suite if k != "name"]
         lines += [f"## eval/ suite `{suite['name']}`", ""]
         lines += _table([{"model": n, "retrieval": suite[n]["retrieval"], "all": suite[n]["all"]} for n in names],
                         ["model", "retrieval", "all"]) + [""]
-    if report.get("best_checkpoint"):
+    if report.get("recommended"):
         lines += ["## Use it", "", "```python", "from embedder import load_embedder",
-                  f"emb = load_embedder({cfg['base']!r}, adapter={report['best_checkpoint']!r})", "```", ""]
+                  f"emb = load_embedder({cfg['base']!r}, adapter={report['recommended']!r})", "```", ""]
+    elif report.get("best_checkpoint"):
+        lines += ["## Use it", "", (f"Keep the base embedder (`load_embedder({cfg['base']!r})`): the run found no "
+                  "checkpoint that is safely better."), ""]
     return "\n".join(lines)

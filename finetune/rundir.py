@@ -111,6 +111,16 @@ class RunDir:
         ledger[stage] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary}
         write_json(self.ledger_path, ledger)
 
+    def record_seconds(self, stage: str, seconds: float) -> None:
+        """What a finished stage cost, beside its summary (the run's cost table reads it)."""
+        ledger = self.done()
+        if stage in ledger:
+            ledger[stage]["seconds"] = round(seconds, 1)
+            write_json(self.ledger_path, ledger)
+
+    def stage_minutes(self) -> dict[str, float]:
+        return {stage: round(entry["seconds"] / 60, 1) for stage, entry in self.done().items() if "seconds" in entry}
+
     def reset_from(self, stage: str) -> None:
         """Forget ``stage`` and every later one (their files are overwritten when they run)."""
         later = STAGES[STAGES.index(stage):]

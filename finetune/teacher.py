@@ -1,27 +1,72 @@
-"""The teacher embedder's view of the pool: chunk vectors (cached in the run dir) and query scores.
+"""The teacher's view of the pool: how it ranks the pool's chunks for each query.
 
-Filtering and mining both ask the same question, "how does the teacher rank the pool for this
-query?", so the chunk vectors are computed once per teacher signature and reused.
+Filtering, mining and the soft labels all ask the same question, so the teacher answers it
+once per stage as a score matrix. A teacher is named like an embedder (``minilm``: dense alone),
+``bm25`` (lexical alone) or ``bm25+NAME`` (both fused). The fused teacher is the default because
+it is *not the base*: on SciFact the fusion of BM25 and MiniLM ranks far above either alone, so
+its labels carry what the base does not know yet, where a teacher equal to the base only hands
+the base its own mistakes back.
+
+Fusion is CombSUM of per-query z-scores (each retriever's scores over the pool, centred and
+scaled per query), which keeps score *margins* (needed for soft labels), unlike rank fusion.
+A pair whose positive is not a pool row as it stands (``positive_text``: a title pair's body,
+a cloze pair's chunk minus its sentence) has its positive column re-scored on that text.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from finetune.rundir import RunDir
 from indexing.records import Chunk
 
+LEXICAL = "bm25"
+
+
+def parse_teacher(name: str) -> tuple[bool, str | None]:
+    """``(uses BM25, dense embedder name or None)`` of a teacher name."""
+    parts = [p.strip() for p in name.split("+") if p.strip()]
+    if not parts:
+        raise ValueError("teacher name is empty; use e.g. 'bm25+minilm', 'minilm' or 'bm25'")
+    lexical = LEXICAL in parts
+    dense = [p for p in parts if p != LEXICAL]
+    if len(dense) > 1:
+        raise ValueError(f"teacher {name!r}: at most one dense embedder may be fused with bm25")
+    return lexical, (dense[0] if dense else None)
+
+
+@dataclass(frozen=True)
+class TeacherScores:
+    """``fused`` is what ranks; ``dense`` (cosines, when the teacher has a dense part) calibrates margins."""
+
+    fused: np.ndarray  # (n_pairs, n_chunks)
+    dense: np.ndarray | None
+
+
+def _zscore(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean = rows.mean(axis=1, keepdims=True)
+    std = rows.std(axis=1, keepdims=True)
+    std = np.where(std > 1e-9, std, 1.0)
+    return (rows - mean) / std, mean, std
+
 
 class Teacher:
     def __init__(self, name: str) -> None:
-        from embedder import load_embedder
-
-        self.embedder = load_embedder(name)
         self.name = name
+        self.lexical, self.dense_name = parse_teacher(name)
+        self.embedder = None
+        if self.dense_name:
+            from embedder import load_embedder
 
+            self.embedder = load_embedder(self.dense_name)
+        self._bm25 = None
+        self._bm25_ids: list[str] | None = None
+
+    # --- the dense part
     def chunk_vectors(self, run: RunDir, chunks: Sequence[Chunk], show_progress: bool = True) -> np.ndarray:
         """``(n_chunks, dim)`` unit vectors in ``chunks`` order, cached under ``teacher/``."""
         folder = run.path("teacher")
@@ -48,6 +93,63 @@ class Teacher:
         for instruction, rows in groups.items():
             out[rows] = self.embedder.encode_queries([queries[i] for i in rows], instruction=instruction)
         return out
+
+    # --- the lexical part
+    def bm25(self, chunks: Sequence[Chunk]):
+        from finetune.lexical import PoolBM25
+
+        ids = [c.chunk_id for c in chunks]
+        if self._bm25 is None or self._bm25_ids != ids:
+            self._bm25, self._bm25_ids = PoolBM25([c.indexed_text for c in chunks]), ids
+        return self._bm25
+
+    # --- what the stages ask
+    def pool_scores(self, run: RunDir, chunks: Sequence[Chunk], pairs: Sequence, show_progress: bool = True,
+                    extra_texts: Sequence[str | None] = ()) -> tuple[TeacherScores, np.ndarray | None]:
+        """Scores of every pair's query against every chunk, positives re-scored on ``positive_text``.
+
+        ``extra_texts[i]`` (optional, e.g. the LLM's hard negative) is scored for pair ``i`` on the
+        same fused scale; the second return value holds those scores (``-inf`` where None).
+        """
+        column = {c.chunk_id: i for i, c in enumerate(chunks)}
+        queries = [p.query for p in pairs]
+        positives = np.array([column[p.chunk_id] for p in pairs], dtype=np.int64)
+        views = [i for i, p in enumerate(pairs) if getattr(p, "positive_text", None)]
+        extras = [i for i, t in enumerate(extra_texts) if t]
+        parts: list[tuple[np.ndarray, np.ndarray]] = []  # (z-scored matrix, z-scored extra texts)
+        dense = None
+        if self.embedder is not None:
+            q = self.query_vectors(queries, [p.instruction for p in pairs])
+            dense = q @ self.chunk_vectors(run, chunks, show_progress).T
+            view_raw = self._dense_pairs(q[views], [pairs[i].positive_text for i in views])
+            extra_raw = self._dense_pairs(q[extras], [extra_texts[i] for i in extras])
+            dense[views, positives[views]] = view_raw
+            parts.append(self._normalised(dense, extras, extra_raw))
+        if self.lexical:
+            bm25 = self.bm25(chunks)
+            lexical = bm25.scores(queries)
+            view_raw = bm25.pair_scores([queries[i] for i in views], [pairs[i].positive_text for i in views])
+            extra_raw = bm25.pair_scores([queries[i] for i in extras], [extra_texts[i] for i in extras])
+            lexical[views, positives[views]] = view_raw
+            parts.append(self._normalised(lexical, extras, extra_raw))
+        fused = sum(p[0] for p in parts) / len(parts)
+        extra_scores = None
+        if extra_texts:
+            extra_scores = np.full(len(pairs), -np.inf, dtype=np.float32)
+            extra_scores[extras] = sum(p[1] for p in parts) / len(parts)
+        return TeacherScores(fused.astype(np.float32), dense), extra_scores
+
+    def _dense_pairs(self, query_vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        docs = self.embedder.encode_documents(texts)
+        return (query_vectors * docs).sum(axis=1)
+
+    @staticmethod
+    def _normalised(matrix: np.ndarray, extras: list[int], extra_raw: np.ndarray):
+        z, mean, std = _zscore(matrix)
+        extra_z = (extra_raw - mean[extras, 0]) / std[extras, 0] if extras else np.zeros(0)
+        return z, extra_z
 
 
 def positive_ranks(scores: np.ndarray, positive_columns: Sequence[int]) -> np.ndarray:

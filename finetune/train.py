@@ -1,7 +1,8 @@
 """Stage 6: LoRA contrastive training of the base embedder.
 
-InfoNCE (temperature 0.02) over in-batch negatives and each example's hard negatives (mined
-chunks plus the LLM's negative), homogeneous task batches then a short mixed phase, gradient
+InfoNCE (``temperature_loss``, by default chosen for the base's kind) over in-batch negatives and
+each example's hard negatives (mined chunks plus the LLM's negative), MarginMSE on the teacher's
+margins beside it (``distill_weight``), homogeneous task batches then a short mixed phase, gradient
 checkpointing, QLoRA when the base is 4-bit. A checkpoint (a PEFT adapter directory plus the
 optimizer state) is written every ``checkpoint_every`` steps; a killed run restarts from the last
 one, with the same batch plan, and ends where an uninterrupted run would.
@@ -26,7 +27,7 @@ from finetune.batching import plan_batches
 from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
-from finetune.losses import info_nce
+from finetune.losses import info_nce, margin_mse
 from finetune.mining import load_examples
 from finetune.records import TrainingExample
 from finetune.rundir import RunDir, append_jsonl, iter_jsonl, write_jsonl
@@ -40,51 +41,74 @@ PROBE_SIZE = 16
 
 @dataclass(frozen=True)
 class Batch:
-    """Tensors of one step: ``targets[i]`` is the column of query ``i``'s positive among the documents."""
+    """Tensors of one step: ``targets[i]`` is the column of query ``i``'s positive among the documents;
+    ``margin_rows/columns/values`` are the soft-label triples (query row, negative column, margin)."""
 
     query_inputs: dict
     doc_inputs: dict
     targets: torch.Tensor
     exclude: torch.Tensor
+    margin_rows: torch.Tensor
+    margin_columns: torch.Tensor
+    margin_values: torch.Tensor
 
 
 def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, str]) -> Batch:
-    """Queries with their task instruction; documents = positives, mined and LLM negatives, each once."""
+    """Queries with their task instruction; documents = positives (their ``positive_text`` view where
+    they have one), mined and LLM negatives, each once."""
     query_ids = [ids for ex in examples for ids in embedder.query_ids([ex.query], ex.instruction)]
     keys: list[str] = []
     docs: list[str] = []
+    chunk_of: list[str | None] = []  # the pool chunk a column shows (None: an LLM-written text)
 
-    def column(key: str, text: str) -> int:
+    def column(key: str, text: str, chunk: str | None) -> int:
         if key not in keys:
             keys.append(key)
             docs.append(text)
+            chunk_of.append(chunk)
         return keys.index(key)
 
-    targets = [column(ex.positive_id, texts[ex.positive_id]) for ex in examples]
-    for ex in examples:
-        for neg in ex.negative_ids:
-            column(neg, texts[neg])
+    targets = [column(f"view:{ex.pair_id}" if ex.positive_text else ex.positive_id,
+                      ex.positive_text or texts[ex.positive_id], ex.positive_id) for ex in examples]
+    rows, cols, margins = [], [], []
+    for i, ex in enumerate(examples):
+        for j, neg in enumerate(ex.negative_ids):
+            col = column(neg, texts[neg], neg)
+            if j < len(ex.teacher_margins):
+                rows.append(i)
+                cols.append(col)
+                margins.append(ex.teacher_margins[j])
         if ex.llm_negative:
-            column(f"llm:{ex.pair_id}", ex.llm_negative)
-    # the same text under another key must not be a negative of the row it is positive for
+            column(f"llm:{ex.pair_id}", ex.llm_negative, None)
+    # another view of a row's own chunk, or the same text under another key, is not its negative
     exclude = torch.zeros((len(examples), len(docs)), dtype=torch.bool)
     for row, target in enumerate(targets):
         for col, text in enumerate(docs):
-            if col != target and text.strip() == docs[target].strip():
+            if col != target and (chunk_of[col] == chunk_of[target] or text.strip() == docs[target].strip()):
                 exclude[row, col] = True
     return Batch(
         query_inputs=embedder.pad(query_ids),
         doc_inputs=embedder.pad(embedder.document_ids(docs)),
         targets=torch.tensor(targets, dtype=torch.long),
         exclude=exclude,
+        margin_rows=torch.tensor(rows, dtype=torch.long),
+        margin_columns=torch.tensor(cols, dtype=torch.long),
+        margin_values=torch.tensor(margins, dtype=torch.float32),
     )
 
 
-def batch_loss(embedder, batch: Batch, temperature: float) -> torch.Tensor:
+def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float = 0.0) -> torch.Tensor:
+    """InfoNCE, plus ``distill_weight`` x MarginMSE on the teacher's margins when there are any."""
     q = embedder.forward(batch.query_inputs)
     d = embedder.forward(batch.doc_inputs)
     device = q.device
-    return info_nce(q, d, batch.targets.to(device), temperature, batch.exclude.to(device))
+    targets = batch.targets.to(device)
+    loss = info_nce(q, d, targets, temperature, batch.exclude.to(device))
+    if distill_weight > 0 and batch.margin_rows.numel():
+        loss = loss + distill_weight * margin_mse(q, d, targets, batch.margin_rows.to(device),
+                                                  batch.margin_columns.to(device),
+                                                  batch.margin_values.to(device).to(q.dtype), temperature)
+    return loss
 
 
 def checkpoint_dirs(run: RunDir) -> list[Path]:
@@ -98,7 +122,7 @@ def checkpoint_dirs(run: RunDir) -> list[Path]:
 
 def plan_fingerprint(config: DomainConfig, plan: list[list[int]], examples: Sequence[TrainingExample]) -> str:
     keys = ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss", "lora_r",
-            "lora_alpha", "lora_dropout", "train_max_length", "seed")
+            "lora_alpha", "lora_dropout", "train_max_length", "seed", "distill_weight")
     payload = json.dumps([{k: getattr(config, k) for k in keys}, plan, [e.pair_id for e in examples]])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -146,9 +170,13 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
     torch.manual_seed(config.seed)
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
     quantized = embedder.loaded_from.quantization == "nf4"
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = sum(p.numel() for p in embedder.model.parameters()) >= 1e9
     model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
-                     config.gradient_checkpointing)
+                     checkpointing)
     embedder.model = model
+    temperature = config.resolved_temperature(embedder.spec.pooling)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.warmup_steps, config.steps))
@@ -179,7 +207,7 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
             return None
         eval_mode(model)
         with torch.no_grad():
-            value = batch_loss(embedder, probe_batch, config.temperature_loss).item()
+            value = batch_loss(embedder, probe_batch, temperature).item()
         model.train()
         return value
 
@@ -198,7 +226,7 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
     for step in range(start + 1, config.steps + 1):
         t0 = time.perf_counter()
         members = [examples[i] for i in plan[step - 1]]
-        loss = batch_loss(embedder, build_batch(embedder, members, texts), config.temperature_loss)
+        loss = batch_loss(embedder, build_batch(embedder, members, texts), temperature, config.distill_weight)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -232,7 +260,9 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
         "quantized_base": quantized,
-        "gradient_checkpointing": config.gradient_checkpointing,
+        "gradient_checkpointing": checkpointing,
+        "temperature": temperature,
+        "distill_weight": config.distill_weight,
         **trainable_summary(model),
     }
     run.mark_done("train", summary)

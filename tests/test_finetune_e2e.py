@@ -98,7 +98,7 @@ def test_whole_command_on_40_chunks(finished_run, capsys):
     report = json.loads((run_dir / "report.json").read_text())
     for name in ("report.md", "loss.png", "metrics.png", "evaluation.json"):
         assert (run_dir / name).stat().st_size > 0
-    assert "Held-out synthetic queries" in (run_dir / "report.md").read_text()
+    assert "Held-out queries" in (run_dir / "report.md").read_text()
     best = report["best_checkpoint"]
     assert best and best in summary
 

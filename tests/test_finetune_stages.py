@@ -252,8 +252,8 @@ def test_homogeneous_batches_then_a_short_mixed_phase():
     homogeneous, mixed = plan[:10], plan[10:]
     for batch in homogeneous:
         assert len({examples[i].task_id for i in batch}) == 1 and len(batch) >= 2
-    # tasks take turns in the given order: t1's batches come first
-    assert [examples[b[0]].task_id for b in homogeneous[:3]] == ["t1", "t1", "t0"]
+    # tasks take turns, interleaved by size (t0: 3 batches, t1: 2, t2: 1), ties in the given order
+    assert [examples[b[0]].task_id for b in homogeneous[:6]] == ["t0", "t1", "t0", "t2", "t1", "t0"]
     assert any(len({examples[i].task_id for i in batch}) > 1 for batch in mixed)
     assert plan == plan_batches(examples, 4, 14, 4, 1, ["t1", "t0", "t2"])  # resumable: same plan
 

@@ -1,0 +1,126 @@
+"""One lever at a time: run ``finetune.domain`` on a BEIR folder's corpus with a variant config, then
+score the base, the best checkpoint and what the run recommends on *real* queries of a chosen split.
+
+Settings are chosen on splits that are not test (SciFact ``train``, NFCorpus ``dev``); the test
+split is scored once, for the final rows (``--split test``). Only the corpus enters the pipeline.
+Each row: dense nDCG@10 / recall@10 of base and adapted, the paired-bootstrap 95 % interval of the
+nDCG@10 difference, and the same for hybrid (RRF of BM25 and the dense model, k=60).
+
+    python bench/finetune_ablation.py --dataset scifact --split train --tag sources --config runs/abl/sources.json
+    python bench/finetune_ablation.py --dataset scifact --split test --tag all --score-only
+
+Rows are appended to ``runs/ablation-results.jsonl`` and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from finetune_beir import bm25_run, dense_run  # sets the offline env first
+from finetune_significance import paired_bootstrap
+
+from corpora import load_beir
+from embedder import load_embedder
+from eval.metrics import mean_metric
+from indexing.retrieval import rrf_fuse
+from linqrag.settings import data_dir
+
+
+def hybrid(dense: dict, lexical: dict, depth: int = 100) -> dict:
+    out = {}
+    for qid in dense:
+        rankings = {"dense": list(dense[qid]), "bm25": list(lexical.get(qid, {}))}
+        out[qid] = dict(rrf_fuse(rankings)[:depth])
+    return out
+
+
+def per_query(run: dict, qrels: dict, metric: str = "ndcg", k: int = 10) -> dict[str, float]:
+    return mean_metric(run, qrels, metric, k)[1]
+
+
+def compare(base: dict, adapted: dict, qrels: dict) -> dict:
+    b, a = per_query(base, qrels), per_query(adapted, qrels)
+    qids = sorted(b)
+    diff = np.array([a.get(q, 0.0) - b[q] for q in qids])
+    low, high = paired_bootstrap(diff)
+    rb, ra = per_query(base, qrels, "recall"), per_query(adapted, qrels, "recall")
+    return {"base_ndcg": round(float(np.mean([b[q] for q in qids])), 4),
+            "adapted_ndcg": round(float(np.mean([a.get(q, 0.0) for q in qids])), 4),
+            "diff": round(float(diff.mean()), 4), "ci": [round(low, 4), round(high, 4)],
+            "base_recall": round(float(np.mean([rb[q] for q in qids])), 4),
+            "adapted_recall": round(float(np.mean([ra.get(q, 0.0) for q in qids])), 4)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="train", help="qrels split to score (train/dev to choose; test once, at the end)")
+    p.add_argument("--tag", required=True, help="name of the variant (run dir runs/abl-<dataset>-<tag>)")
+    p.add_argument("--config", help="DomainConfig JSON/TOML of the variant")
+    p.add_argument("--base", default="minilm")
+    p.add_argument("--run-dir")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", default="recommended", choices=("recommended", "best", "last"),
+                   help="which checkpoint to score (recommended falls back to best, and says so)")
+    p.add_argument("--score-only", action="store_true")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    folder = data_dir() / args.dataset
+    run_dir = Path(args.run_dir or f"runs/abl-{args.dataset}-{args.tag}")
+    cache = Path("runs/cache")
+    t0 = time.perf_counter()
+    if not args.score_only:
+        from finetune.domain import resolve_config, run_domain_adaptation
+
+        overrides = {"corpus": str(folder), "run_dir": str(run_dir), "base": args.base, "threads": args.threads,
+                     "generation_cache": str(cache / f"generations-{args.dataset}.jsonl")}
+        result = run_domain_adaptation(resolve_config(overrides, args.config))
+        print(result.summary_line(), flush=True)
+    pipeline_seconds = time.perf_counter() - t0
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    rows = {r["name"]: r for r in evaluation["rows"]}
+    chosen = {"best": evaluation["best"]["path"], "last": evaluation["rows"][-1]["path"],
+              "recommended": evaluation.get("recommended")}[args.checkpoint]
+    fell_back = args.checkpoint == "recommended" and not chosen
+    chosen = chosen or evaluation["best"]["path"]
+    dataset = load_beir(folder, args.split)
+    dataset.judged_queries  # noqa: B018 (fails early on a split without judged queries)
+    lexical = bm25_run(dataset)
+    base = dense_run(load_embedder(args.base), dataset, cache)
+    adapted = dense_run(load_embedder(args.base, adapter=chosen), dataset, None)
+    out = {
+        "dataset": args.dataset, "split": args.split, "tag": args.tag, "base": args.base, "run_dir": str(run_dir),
+        "checkpoint": Path(chosen).name, "recommended_by_run": evaluation.get("recommended") is not None,
+        "scored_best_instead": fell_back, "verdict": evaluation.get("verdict", {}).get("reason"),
+        "heldout_gain": evaluation.get("gain"), "queries": len(dataset.judged_queries),
+        "dense": compare(base, adapted, dataset.qrels),
+        "hybrid": compare(hybrid(base, lexical), hybrid(adapted, lexical), dataset.qrels),
+        "bm25_ndcg": round(float(np.mean(list(per_query(lexical, dataset.qrels).values()))), 4),
+        "pipeline_seconds": round(pipeline_seconds, 1),
+        "stage_seconds": {k: v.get("seconds") for k, v in json.loads((run_dir / "stages.json").read_text()).items()},
+        "rows": {n: r.get("ndcg@10") for n, r in rows.items()},
+    }
+    Path("runs").mkdir(exist_ok=True)
+    with open("runs/ablation-results.jsonl", "a") as fh:
+        fh.write(json.dumps(out) + "\n")
+    d, h = out["dense"], out["hybrid"]
+    print(f"{args.dataset}/{args.split} {args.tag} [{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
+          f"dense {d['base_ndcg']:.4f} -> {d['adapted_ndcg']:.4f} ({d['diff']:+.4f}, 95% [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]) "
+          f"recall@10 {d['base_recall']:.4f} -> {d['adapted_recall']:.4f} | hybrid {h['base_ndcg']:.4f} -> "
+          f"{h['adapted_ndcg']:.4f} ({h['diff']:+.4f}, [{h['ci'][0]:+.4f}, {h['ci'][1]:+.4f}]) | bm25 {out['bm25_ndcg']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""How good is each teacher candidate, on real queries that are not a test split?
+
+A teacher filters pairs, mines negatives and gives soft labels; it is only worth having if it
+ranks better than the base it teaches. Scored here on SciFact ``train`` and NFCorpus ``dev``
+queries over the whole corpus (documents as ``bench/finetune_beir.py`` embeds them):
+
+- ``bm25``: the pool BM25 the teacher uses (``finetune.lexical.PoolBM25``, bm25s tokenisation);
+- ``dense``: the base embedder (MiniLM);
+- ``fused-z``: the teacher's CombSUM of per-query z-scores (what ``bm25+minilm`` computes);
+- ``rrf``: reciprocal rank fusion of the two (what the hybrid retriever computes);
+- ``ql``: the generator as a query-likelihood judge, mean log P(query | passage) under SmolLM2,
+  reranking the fused top 20 (``--ql-queries`` queries; it costs a forward pass per pair).
+
+    python bench/teacher_quality.py --dataset scifact --split train
+    python bench/teacher_quality.py --dataset nfcorpus --split dev --ql-queries 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from finetune_beir import doc_texts  # sets the offline env first
+from finetune_significance import paired_bootstrap
+
+from corpora import load_beir
+from embedder import load_embedder
+from eval.metrics import mean_metric
+from finetune.lexical import PoolBM25
+from indexing.retrieval import rrf_fuse
+from linqrag.settings import data_dir
+
+DEPTH = 100
+
+
+def run_from_scores(qids, scores: np.ndarray, ids: list[str]) -> dict:
+    out = {}
+    for qid, row in zip(qids, scores):
+        top = np.argsort(-row, kind="stable")[:DEPTH]
+        out[qid] = {ids[j]: float(row[j]) for j in top}
+    return out
+
+
+def zscore(m: np.ndarray) -> np.ndarray:
+    return (m - m.mean(axis=1, keepdims=True)) / np.maximum(m.std(axis=1, keepdims=True), 1e-9)
+
+
+def query_likelihood(model, tokenizer, query: str, passages: list[str], max_passage_tokens: int = 200) -> np.ndarray:
+    """Mean log-probability of the query's tokens after each passage (UPR-style judge)."""
+    import torch
+
+    prompts = []
+    for p in passages:
+        ids = tokenizer(p, add_special_tokens=False)["input_ids"][:max_passage_tokens]
+        prompts.append("Passage: " + tokenizer.decode(ids) + "\nA search query for this passage:")
+    q_ids = tokenizer(" " + query, add_special_tokens=False)["input_ids"]
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] + q_ids for t in prompts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    out = []
+    for i, r in enumerate(rows):
+        start = len(r) - len(q_ids)
+        targets = torch.tensor(r[start:])
+        picked = logprobs[i, start - 1:len(r) - 1].gather(1, targets[:, None]).squeeze(1)
+        out.append(float(picked.mean()))
+    return np.array(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--base", default="minilm")
+    p.add_argument("--ql-queries", type=int, default=50, help="queries reranked by the query-likelihood judge (0: off)")
+    p.add_argument("--ql-depth", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    dataset = load_beir(data_dir() / args.dataset, args.split)
+    ids, texts = doc_texts(dataset)
+    queries = dataset.judged_queries
+    qids = list(queries)
+    qrels = dataset.qrels
+    t0 = time.perf_counter()
+    bm25 = PoolBM25(texts).scores([queries[q] for q in qids])
+    emb = load_embedder(args.base)
+    cache = Path("runs/cache") / f"teacher-docs-{args.dataset}-{args.base}.npy"
+    if cache.exists():
+        docs = np.load(cache)
+    else:
+        docs = emb.encode_documents(texts, show_progress=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, docs)
+    dense = emb.encode_queries([queries[q] for q in qids]) @ docs.T
+    fused = (zscore(bm25) + zscore(dense)) / 2
+    runs = {"bm25": run_from_scores(qids, bm25, ids), "dense": run_from_scores(qids, dense, ids),
+            "fused-z": run_from_scores(qids, fused, ids)}
+    runs["rrf"] = {q: dict(rrf_fuse({"d": list(runs["dense"][q]), "b": list(runs["bm25"][q])})[:DEPTH]) for q in qids}
+    per = {name: mean_metric(run, qrels, "ndcg", 10)[1] for name, run in runs.items()}
+    judged = sorted(per["dense"])
+    print(f"{args.dataset}/{args.split}: {len(judged)} judged queries, {len(ids)} documents "
+          f"({time.perf_counter() - t0:.0f} s)")
+    print("| teacher | nDCG@10 | vs dense (95% paired bootstrap) |")
+    print("| --- | --- | --- |")
+    base = np.array([per["dense"][q] for q in judged])
+    for name in ("bm25", "dense", "fused-z", "rrf"):
+        values = np.array([per[name].get(q, 0.0) for q in judged])
+        low, high = paired_bootstrap(values - base)
+        print(f"| {name} | {values.mean():.4f} | {values.mean() - base.mean():+.4f} [{low:+.4f}, {high:+.4f}] |", flush=True)
+    if args.ql_queries > 0:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from linqrag.generation import resolve_local_model
+
+        path, _ = resolve_local_model("smollm2")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        sample = [q for q in judged][: args.ql_queries]
+        column = {d: i for i, d in enumerate(ids)}
+        ql_run, fz_run = {}, {}
+        t1 = time.perf_counter()
+        for q in sample:
+            top = list(runs["fused-z"][q])[: args.ql_depth]
+            ll = query_likelihood(model, tokenizer, queries[q], [texts[column[d]] for d in top])
+            ql_run[q] = {d: float(s) for d, s in zip(top, ll)}
+            fz_run[q] = {d: runs["fused-z"][q][d] for d in top}
+        sub = {q: qrels[q] for q in sample}
+        a = mean_metric(ql_run, sub, "ndcg", 10)[1]
+        b = mean_metric(fz_run, sub, "ndcg", 10)[1]
+        keys = sorted(a)
+        diff = np.array([a[k] - b[k] for k in keys])
+        low, high = paired_bootstrap(diff)
+        print(f"| ql (SmolLM2 rerank of fused top {args.ql_depth}, {len(keys)} queries) | "
+              f"{np.mean([a[k] for k in keys]):.4f} | vs fused-z on the same queries "
+              f"{np.mean([b[k] for k in keys]):.4f}: {diff.mean():+.4f} [{low:+.4f}, {high:+.4f}]; "
+              f"{(time.perf_counter() - t1) / len(keys):.1f} s/query |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
