@@ -38,17 +38,23 @@ def doc_texts(dataset) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
-def dense_run(embedder, dataset, cache: Path | None) -> dict:
+def doc_vectors(embedder, dataset, cache: Path | None) -> np.ndarray:
+    """Whole documents' vectors, cached by embedder signature and document ids."""
     ids, texts = doc_texts(dataset)
     key = hashlib.sha256((embedder.signature + "\x00".join(ids)).encode()).hexdigest()[:16]
     path = cache / f"docs-{dataset.name}-{key}.npy" if cache else None
     if path and path.exists():
-        docs = np.load(path)
-    else:
-        docs = embedder.encode_documents(texts, show_progress=True)
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, docs)
+        return np.load(path)
+    docs = embedder.encode_documents(texts, show_progress=True)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, docs)
+    return docs
+
+
+def dense_run(embedder, dataset, cache: Path | None) -> dict:
+    ids, _ = doc_texts(dataset)
+    docs = doc_vectors(embedder, dataset, cache)
     queries = dataset.judged_queries
     q = embedder.encode_queries(list(queries.values()))
     scores = q @ docs.T

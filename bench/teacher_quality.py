@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_beir import doc_texts  # sets the offline env first
+from finetune_beir import doc_texts, doc_vectors  # sets the offline env first
 from finetune_significance import paired_bootstrap
 
 from corpora import load_beir
@@ -97,13 +97,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     bm25 = PoolBM25(texts).scores([queries[q] for q in qids])
     emb = load_embedder(args.base)
-    cache = Path("runs/cache") / f"teacher-docs-{args.dataset}-{args.base}.npy"
-    if cache.exists():
-        docs = np.load(cache)
-    else:
-        docs = emb.encode_documents(texts, show_progress=True)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, docs)
+    docs = doc_vectors(emb, dataset, Path("runs/cache"))
     dense = emb.encode_queries([queries[q] for q in qids]) @ docs.T
     fused = (zscore(bm25) + zscore(dense)) / 2
     runs = {"bm25": run_from_scores(qids, bm25, ids), "dense": run_from_scores(qids, dense, ids),

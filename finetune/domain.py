@@ -9,6 +9,7 @@ stage and everything after it. See ``--help`` and the README section "Domain ada
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -82,7 +83,8 @@ def resolve_config(overrides: dict, config_file: str | None = None, from_stage: 
     merged = DomainConfig(**{**saved, **wanted, "run_dir": run_dir})
     if saved:
         done = RunDir(run_dir).done()
-        changed = [k for k, v in merged.to_json().items() if k in FIELD_STAGE and saved.get(k) != v]
+        as_saved = json.loads(json.dumps(merged.to_json()))  # tuples read back as lists
+        changed = [k for k, v in as_saved.items() if k in FIELD_STAGE and saved.get(k) != v]
         for key in sorted(changed, key=lambda k: STAGES.index(FIELD_STAGE[k])):
             stage = FIELD_STAGE[key]
             redo_from = STAGES.index(from_stage) if from_stage else len(STAGES)
@@ -195,9 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
     p.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the endpoint's key "
                    "(default OPENAI_API_KEY; '' for none)")
-    p.add_argument("--teacher", help="embedder that filters pairs and mines negatives (default minilm)")
+    p.add_argument("--teacher", help="filters pairs, mines negatives, gives soft labels: bm25+minilm (default: "
+                   "BM25 fused with MiniLM), an embedder name alone, or bm25")
+    p.add_argument("--sources", dest="pair_sources", type=lambda text: tuple(s.strip() for s in text.split(",") if s.strip()),
+                   help="comma-separated pair sources: llm (generated queries), title (title -> body), "
+                   "cloze (sentence -> rest of its chunk); default all three")
+    p.add_argument("--max-queries", dest="max_queries", type=int,
+                   help="pool chunks that get an LLM query (default 240: the generator is the cost)")
     p.add_argument("--run-dir", dest="run_dir", help="where the run lives (default runs/<corpus>-<base>)")
-    p.add_argument("--max-chunks", dest="max_chunks", type=int, help="size of the chunk pool (default 400)")
+    p.add_argument("--max-chunks", dest="max_chunks", type=int, help="size of the chunk pool (default 1200)")
     p.add_argument("--steps", type=int, help="training steps (default 60)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size (default 16)")
     p.add_argument("--from-stage", dest="from_stage", choices=STAGES, help="redo this stage and all later ones")

@@ -65,6 +65,7 @@ class Teacher:
             self.embedder = load_embedder(self.dense_name)
         self._bm25 = None
         self._bm25_ids: list[str] | None = None
+        self._memo: dict[tuple[str, str], np.ndarray] = {}  # (instruction or "doc", text) -> vector
 
     # --- the dense part
     def chunk_vectors(self, run: RunDir, chunks: Sequence[Chunk], show_progress: bool = True) -> np.ndarray:
@@ -74,8 +75,10 @@ class Teacher:
         ids = [c.chunk_id for c in chunks]
         if meta_path.exists() and vec_path.exists():
             meta = json.loads(meta_path.read_text())
-            if meta.get("signature") == self.embedder.signature and meta.get("ids") == ids:
-                return np.load(vec_path)
+            if meta.get("signature") == self.embedder.signature:
+                row = {cid: i for i, cid in enumerate(meta.get("ids", []))}
+                if all(cid in row for cid in ids):  # the pool, or a part of it (the mine stage's train chunks)
+                    return np.load(vec_path)[[row[cid] for cid in ids]]
         vectors = self.embedder.encode_documents([c.indexed_text for c in chunks], show_progress=show_progress)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "chunks.tmp.npy"
@@ -91,8 +94,19 @@ class Teacher:
         for i, instruction in enumerate(instructions):
             groups.setdefault(instruction, []).append(i)
         for instruction, rows in groups.items():
-            out[rows] = self.embedder.encode_queries([queries[i] for i in rows], instruction=instruction)
+            todo = [i for i in rows if (instruction, queries[i]) not in self._memo]
+            if todo:
+                fresh = self.embedder.encode_queries([queries[i] for i in todo], instruction=instruction)
+                self._memo.update(((instruction, queries[i]), v) for i, v in zip(todo, fresh))
+            out[rows] = np.stack([self._memo[(instruction, queries[i])] for i in rows])
         return out
+
+    def document_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts that are not pool rows (positive views, LLM negatives), remembered across stages."""
+        todo = list(dict.fromkeys(t for t in texts if ("doc", t) not in self._memo))
+        if todo:
+            self._memo.update((("doc", t), v) for t, v in zip(todo, self.embedder.encode_documents(todo)))
+        return np.stack([self._memo[("doc", t)] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
 
     # --- the lexical part
     def bm25(self, chunks: Sequence[Chunk]):
@@ -142,8 +156,7 @@ class Teacher:
     def _dense_pairs(self, query_vectors: np.ndarray, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, dtype=np.float32)
-        docs = self.embedder.encode_documents(texts)
-        return (query_vectors * docs).sum(axis=1)
+        return (query_vectors * self.document_vectors(texts)).sum(axis=1)
 
     @staticmethod
     def _normalised(matrix: np.ndarray, extras: list[int], extra_raw: np.ndarray):

@@ -245,3 +245,15 @@ def test_free_sources_train_and_the_run_decides(topics_corpus, tmp_path, capsys)
         assert "keep the base" in line
     report = (run_dir / "report.md").read_text()
     assert "Verdict:" in report
+
+
+def test_a_saved_run_with_list_settings_resumes_and_a_changed_source_is_refused(tmp_path):
+    from finetune.domain import resolve_config
+    from finetune.rundir import RunDirError, write_json
+
+    config = resolve_config({"corpus": "docs", "run_dir": str(tmp_path)})
+    write_json(tmp_path / "config.json", config.to_json())  # pair_sources is read back as a list
+    write_json(tmp_path / "stages.json", {"chunk": {}, "brainstorm": {}, "generate": {}})
+    assert resolve_config({"corpus": "docs", "run_dir": str(tmp_path)}).pair_sources == ("llm", "title", "cloze")
+    with pytest.raises(RunDirError, match="--from-stage generate"):
+        resolve_config({"corpus": "docs", "run_dir": str(tmp_path), "pair_sources": ("title",)})
