@@ -3,7 +3,7 @@ PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench llama-cpp
 
 setup:
 	@bash scripts/setup.sh
@@ -17,3 +17,7 @@ test: setup
 
 bench: setup
 	$(PYTHON) bench/embed.py
+
+# optional: the llama.cpp generator backend (builds the llama-cpp-python wheel once, ~10-15 min)
+llama-cpp: setup
+	@bash scripts/build_llama_cpp.sh

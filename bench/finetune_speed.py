@@ -62,9 +62,9 @@ def bench_generation(prompts: int, threads: int, batch_size: int) -> dict:
     t0 = time.perf_counter()
     answers = gen.generate_batch(messages, attempt_config(config, 0))
     seconds = time.perf_counter() - t0
-    tokens = sum(len(gen.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    tokens = sum(gen.count_tokens(a) for a in answers)
     prompt_tokens = sum(len(gen.prompt_ids(m, config.max_new_tokens)) for m in messages) / len(messages)
-    return {"what": "generate", "threads": threads, "batch": batch_size, "prompts": prompts,
+    return {"what": f"generate ({gen.backend})", "threads": threads, "batch": batch_size, "prompts": prompts,
             "queries_per_minute": round(60 * prompts / seconds, 1), "new_tokens_per_s": round(tokens / seconds, 1),
             "mean_prompt_tokens": round(prompt_tokens), "load1": round(load, 1)}
 

