@@ -66,14 +66,14 @@ def query_likelihood(model, tokenizer, query: str, passages: list[str], max_pass
     input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
     with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    out = []
-    for i, r in enumerate(rows):
-        start = len(r) - len(q_ids)
-        targets = torch.tensor(r[start:])
-        picked = logprobs[i, start - 1:len(r) - 1].gather(1, targets[:, None]).squeeze(1)
-        out.append(float(picked.mean()))
+        hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        out = []
+        for i, r in enumerate(rows):
+            start = len(r) - len(q_ids)
+            # only the query's positions go through the vocabulary head (49k columns): the rest is waste
+            logits = model.lm_head(hidden[i, start - 1:len(r) - 1]).float()
+            picked = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(r[start:])[:, None]).squeeze(1)
+            out.append(float(picked.mean()))
     return np.array(out)
 
 
