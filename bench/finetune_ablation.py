@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_beir import bm25_run, dense_run  # sets the offline env first
+from finetune_beir import bm25_run, dense_run, run_pipeline  # sets the offline env first
 from finetune_significance import paired_bootstrap
 
 from corpora import load_beir
@@ -35,11 +35,8 @@ from linqrag.settings import data_dir
 
 
 def hybrid(dense: dict, lexical: dict, depth: int = 100) -> dict:
-    out = {}
-    for qid in dense:
-        rankings = {"dense": list(dense[qid]), "bm25": list(lexical.get(qid, {}))}
-        out[qid] = dict(rrf_fuse(rankings)[:depth])
-    return out
+    return {qid: dict(rrf_fuse({"dense": list(ranked), "bm25": list(lexical.get(qid, {}))})[:depth])
+            for qid, ranked in dense.items()}
 
 
 def per_query(run: dict, qrels: dict, metric: str = "ndcg", k: int = 10) -> dict[str, float]:
@@ -81,12 +78,7 @@ def main(argv=None) -> int:
     cache = Path("runs/cache")
     t0 = time.perf_counter()
     if not args.score_only:
-        from finetune.domain import resolve_config, run_domain_adaptation
-
-        overrides = {"corpus": str(folder), "run_dir": str(run_dir), "base": args.base, "threads": args.threads,
-                     "generation_cache": str(cache / f"generations-{args.dataset}.jsonl")}
-        result = run_domain_adaptation(resolve_config(overrides, args.config))
-        print(result.summary_line(), flush=True)
+        run_pipeline(folder, run_dir, args.base, args.threads, args.config, cache)
     pipeline_seconds = time.perf_counter() - t0
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     rows = {r["name"]: r for r in evaluation["rows"]}

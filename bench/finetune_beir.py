@@ -52,17 +52,31 @@ def doc_vectors(embedder, dataset, cache: Path | None) -> np.ndarray:
     return docs
 
 
+def run_from_scores(qids, scores: np.ndarray, ids: list[str]) -> dict:
+    """``{query id: {doc id: score}}``, the top ``DEPTH`` of each row of a query x document matrix."""
+    out = {}
+    for qid, row in zip(qids, scores):
+        top = np.argsort(-row, kind="stable")[:DEPTH]
+        out[qid] = {ids[j]: float(row[j]) for j in top}
+    return out
+
+
 def dense_run(embedder, dataset, cache: Path | None) -> dict:
     ids, _ = doc_texts(dataset)
     docs = doc_vectors(embedder, dataset, cache)
     queries = dataset.judged_queries
-    q = embedder.encode_queries(list(queries.values()))
-    scores = q @ docs.T
-    run = {}
-    for qid, row in zip(queries, scores):
-        top = np.argsort(-row, kind="stable")[:DEPTH]
-        run[qid] = {ids[j]: float(row[j]) for j in top}
-    return run
+    return run_from_scores(queries, embedder.encode_queries(list(queries.values())) @ docs.T, ids)
+
+
+def run_pipeline(folder: Path, run_dir: Path, base: str, threads: int, config: str | None, cache: Path, **settings):
+    """``finetune.domain`` on a BEIR folder (the corpus only), LLM answers shared per dataset."""
+    from finetune.domain import resolve_config, run_domain_adaptation
+
+    overrides = {"corpus": str(folder), "run_dir": str(run_dir), "base": base, "threads": threads,
+                 "generation_cache": str(cache / f"generations-{folder.name}.jsonl"), **settings}
+    result = run_domain_adaptation(resolve_config(overrides, config))
+    print(result.summary_line(), flush=True)
+    return result
 
 
 def bm25_run(dataset) -> dict:
@@ -119,14 +133,8 @@ def main(argv=None) -> int:
     cache = Path("runs/cache")
     t0 = time.perf_counter()
     if not args.score_only:
-        from finetune.domain import resolve_config, run_domain_adaptation
-
-        overrides = {"corpus": str(folder), "run_dir": str(run_dir), "base": args.base, "threads": args.threads,
-                     "max_chunks": args.max_chunks, "max_chunks_per_doc": args.max_chunks_per_doc, "steps": args.steps,
-                     "generation_cache": str(cache / f"generations-{args.dataset}.jsonl")}
-        config = resolve_config(overrides, args.config)
-        result = run_domain_adaptation(config)
-        print(result.summary_line(), flush=True)
+        run_pipeline(folder, run_dir, args.base, args.threads, args.config, cache, max_chunks=args.max_chunks,
+                     max_chunks_per_doc=args.max_chunks_per_doc, steps=args.steps)
     pipeline_seconds = time.perf_counter() - t0
     out = score_adaptation(folder, run_dir, args.base, cache, args.only_best)
     out["pipeline_seconds"] = round(pipeline_seconds, 1)

@@ -26,29 +26,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_beir import doc_texts, doc_vectors  # sets the offline env first
+from finetune_beir import DEPTH, doc_texts, doc_vectors, run_from_scores  # sets the offline env first
 from finetune_significance import paired_bootstrap
 
 from corpora import load_beir
 from embedder import load_embedder
 from eval.metrics import mean_metric
 from finetune.lexical import PoolBM25
+from finetune.teacher import zscore
 from indexing.retrieval import rrf_fuse
 from linqrag.settings import data_dir
-
-DEPTH = 100
-
-
-def run_from_scores(qids, scores: np.ndarray, ids: list[str]) -> dict:
-    out = {}
-    for qid, row in zip(qids, scores):
-        top = np.argsort(-row, kind="stable")[:DEPTH]
-        out[qid] = {ids[j]: float(row[j]) for j in top}
-    return out
-
-
-def zscore(m: np.ndarray) -> np.ndarray:
-    return (m - m.mean(axis=1, keepdims=True)) / np.maximum(m.std(axis=1, keepdims=True), 1e-9)
 
 
 def query_likelihood(model, tokenizer, query: str, passages: list[str], max_passage_tokens: int = 200) -> np.ndarray:
@@ -99,7 +86,7 @@ def main(argv=None) -> int:
     emb = load_embedder(args.base)
     docs = doc_vectors(emb, dataset, Path("runs/cache"))
     dense = emb.encode_queries([queries[q] for q in qids]) @ docs.T
-    fused = (zscore(bm25) + zscore(dense)) / 2
+    fused = (zscore(bm25)[0] + zscore(dense)[0]) / 2  # the bm25+minilm teacher's fusion
     runs = {"bm25": run_from_scores(qids, bm25, ids), "dense": run_from_scores(qids, dense, ids),
             "fused-z": run_from_scores(qids, fused, ids)}
     runs["rrf"] = {q: dict(rrf_fuse({"d": list(runs["dense"][q]), "b": list(runs["bm25"][q])})[:DEPTH]) for q in qids}

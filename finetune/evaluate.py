@@ -20,53 +20,42 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from eval.metrics import mean_metric
 from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json
-from finetune.selection import decide, half_of, macro_mean, ndcg_from_ranks
-from finetune.teacher import positive_ranks
+from finetune.selection import decide, half_of, macro_mean
+from finetune.teacher import encode_by_instruction
 from finetune.train import checkpoint_dirs
 from indexing.records import Chunk
 
 log = logging.getLogger(__name__)
 
+DEPTH = 100
 #: STS-B split the guard samples: dev, so no test pair is ever looked at by a run.
 GUARD_FILE = "sts-dev.csv"
 
 
-def query_matrix(embedder, pairs: Sequence[SyntheticPair]) -> np.ndarray:
-    by_instruction: dict[str, list[int]] = {}
-    for i, p in enumerate(pairs):
-        by_instruction.setdefault(p.instruction, []).append(i)
-    out = None
-    for instruction, rows in by_instruction.items():
-        vectors = embedder.encode_queries([pairs[i].query for i in rows], instruction=instruction)
-        if out is None:
-            out = np.zeros((len(pairs), vectors.shape[1]), dtype=np.float32)
-        out[rows] = vectors
-    return out if out is not None else np.zeros((0, 1), dtype=np.float32)
-
-
-def positive_ranks_of(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk]) -> np.ndarray:
-    """1-based rank of each pair's positive (its training view) over the whole pool."""
+def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk], k: int = 10) -> dict:
+    """Per-query nDCG@k and recall@k (``eval.metrics``) of ``embedder`` for ``pairs`` over ``chunks``,
+    each positive scored as its training view."""
     docs = embedder.encode_documents([c.indexed_text for c in chunks])
-    queries = query_matrix(embedder, pairs)
+    queries = encode_by_instruction(embedder, [p.query for p in pairs], [p.instruction for p in pairs])
     scores = queries @ docs.T
     column = {c.chunk_id: i for i, c in enumerate(chunks)}
-    positives = [column[p.chunk_id] for p in pairs]
     views = [i for i, p in enumerate(pairs) if p.positive_text]
     if views:
         view_vectors = embedder.encode_documents([pairs[i].positive_text for i in views])
-        scores[views, [positives[i] for i in views]] = (queries[views] * view_vectors).sum(axis=1)
-    return positive_ranks(scores, positives)
-
-
-def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Chunk], k: int = 10) -> dict:
-    """Per-query nDCG@k and recall@k of ``embedder`` for ``pairs`` over ``chunks``."""
-    ranks = positive_ranks_of(embedder, pairs, chunks)
-    return {"ndcg": ndcg_from_ranks(ranks, k), "recall": (ranks <= k).astype(np.float64)}
+        scores[views, [column[pairs[i].chunk_id] for i in views]] = (queries[views] * view_vectors).sum(axis=1)
+    ids = [c.chunk_id for c in chunks]
+    run = {p.pair_id: {ids[j]: float(row[j]) for j in np.argsort(-row, kind="stable")[:DEPTH]}
+           for p, row in zip(pairs, scores)}
+    qrels = {p.pair_id: {p.chunk_id: 1} for p in pairs}
+    return {name: np.array([per_query[p.pair_id] for p in pairs])
+            for name, per_query in (("ndcg", mean_metric(run, qrels, "ndcg", k)[1]),
+                                    ("recall", mean_metric(run, qrels, "recall", k)[1]))}
 
 
 def guard_pairs(n: int, seed: int):

@@ -9,7 +9,6 @@ queries the teacher (often the base itself) already gets right, and flatter the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from finetune.chunk import load_pool
@@ -18,14 +17,9 @@ from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json, write_jsonl
 from finetune.teacher import Teacher, positive_ranks
-
-_WORD = re.compile(r"\w+", re.UNICODE)
+from finetune.text import words
 
 Rule = Callable[[list[SyntheticPair]], tuple[list[SyntheticPair], list[SyntheticPair]]]
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def partition(pairs: Sequence[SyntheticPair], keep: Callable[[SyntheticPair], bool]):

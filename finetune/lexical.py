@@ -15,14 +15,9 @@ from scipy import sparse
 
 
 def _tokens(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
+    from indexing.bm25 import tokenize
 
-    from indexing.bm25 import _quiet, _stemmer
-
-    _quiet()
-    if not texts:
-        return []
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    return tokenize(list(texts), return_ids=False) if texts else []
 
 
 class PoolBM25:

@@ -21,9 +21,15 @@ import numpy as np
 from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.generate import load_pairs
-from finetune.records import TrainingExample
+from finetune.records import SyntheticPair, TrainingExample
 from finetune.rundir import RunDir, iter_jsonl, write_jsonl
 from finetune.teacher import Teacher
+
+
+def false_negative_threshold(positive_score: float, margin: float) -> float:
+    """Scores above this are likely false negatives: ``margin`` x the positive's (the positive's own
+    score when it is not positive, where a share would move the bar the wrong way)."""
+    return margin * positive_score if positive_score > 0 else positive_score
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ def mine_negatives(scores: np.ndarray, ids: Sequence[str], positive_id: str, n: 
     """
     order = np.argsort(-scores, kind="stable")
     positive_score = float(scores[list(ids).index(positive_id)]) if positive_id in ids else float("inf")
-    threshold = margin * positive_score if positive_score > 0 else positive_score
+    threshold = false_negative_threshold(positive_score, margin)
     ranked, skipped = [], 0
     for i in order:
         if ids[i] == positive_id:
@@ -85,37 +91,35 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
     ids = [c.chunk_id for c in train_chunks]
     rng = random.Random(config.seed + 5)
     skipped_total, counts, llm_dropped = 0, [], 0
-    mined_rows: list[tuple] = []
+    mined: list[tuple[SyntheticPair, list[str], str | None, float, np.ndarray]] = []
+    dense_margins: list[np.ndarray] = []  # the teacher's dense part on the same triples: calibrates the labels
     if pairs:
         scores, llm_scores = teacher.pool_scores(run, train_chunks, pairs, show_progress,
                                                  extra_texts=[p.hard_negative for p in pairs])
         column = {c: i for i, c in enumerate(ids)}
         for i, p in enumerate(pairs):
             row = scores.fused[i]
-            mined = mine_negatives(row, ids, p.chunk_id, config.negatives_per_query,
+            found = mine_negatives(row, ids, p.chunk_id, config.negatives_per_query,
                                    (config.mine_rank_start, config.mine_rank_end), config.false_negative_margin, rng)
-            skipped_total += mined.false_negatives_skipped
-            counts.append(len(mined.ids))
-            positive_score = float(row[column[p.chunk_id]])
-            threshold = config.false_negative_margin * positive_score if positive_score > 0 else positive_score
+            skipped_total += found.false_negatives_skipped
+            counts.append(len(found.ids))
+            positive = column[p.chunk_id]
+            positive_score = float(row[positive])
             llm_negative = p.hard_negative
-            if llm_negative and llm_scores[i] > threshold:
+            if llm_negative and llm_scores[i] > false_negative_threshold(positive_score, config.false_negative_margin):
                 llm_negative, llm_dropped = None, llm_dropped + 1
-            negatives = [column[n] for n in mined.ids]
-            fused_margins = positive_score - row[negatives]
-            dense_margins = (scores.dense[i, column[p.chunk_id]] - scores.dense[i, negatives]
-                             if scores.dense is not None else None)
-            mined_rows.append((p, mined.ids, llm_negative, positive_score, fused_margins, dense_margins))
-    all_fused = np.concatenate([r[4] for r in mined_rows]) if mined_rows else np.zeros(0)
-    all_dense = (np.concatenate([r[5] for r in mined_rows]) if mined_rows and mined_rows[0][5] is not None
-                 else None)
-    factor = calibrate_margins(all_fused, all_dense)
+            negatives = [column[n] for n in found.ids]
+            mined.append((p, found.ids, llm_negative, positive_score, positive_score - row[negatives]))
+            if scores.dense is not None:
+                dense_margins.append(scores.dense[i, positive] - scores.dense[i, negatives])
+    factor = calibrate_margins(np.concatenate([m[4] for m in mined]) if mined else np.zeros(0),
+                               np.concatenate(dense_margins) if dense_margins else None)
     examples = [TrainingExample(
         pair_id=p.pair_id, task_id=p.task_id, instruction=p.instruction, query=p.query,
         positive_id=p.chunk_id, negative_ids=tuple(negative_ids), llm_negative=llm_negative,
         teacher_positive_score=round(positive_score, 4), source=p.source, positive_text=p.positive_text,
         teacher_margins=tuple(round(float(m) * factor, 5) for m in fused_margins),
-    ) for p, negative_ids, llm_negative, positive_score, fused_margins, _ in mined_rows]
+    ) for p, negative_ids, llm_negative, positive_score, fused_margins in mined]
     write_jsonl(run.examples, examples)
     summary = {
         "examples": len(examples),

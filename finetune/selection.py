@@ -23,12 +23,6 @@ def half_of(pair_id: str) -> str:
     return "select" if hashlib.sha256(pair_id.encode()).digest()[0] % 2 == 0 else "confirm"
 
 
-def ndcg_from_ranks(ranks: np.ndarray, k: int) -> np.ndarray:
-    """nDCG@k of one relevant item at 1-based ``ranks`` (the ideal DCG is 1)."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
-
-
 def macro_mean(values: np.ndarray, sources: Sequence[str]) -> float:
     """Mean of the per-source means."""
     sources = np.asarray(sources)

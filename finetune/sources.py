@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 
 from finetune.records import SyntheticPair
+from finetune.text import words
 from indexing.records import Chunk
 
 #: Instructions of the two sources (decoder bases read them; encoders ignore instructions).
@@ -25,7 +26,6 @@ TITLE_INSTRUCTION = "Given the title of a document, retrieve the passage it head
 CLOZE_INSTRUCTION = "Given a sentence, retrieve the passage it was taken from"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z0-9(\"'])")
-_WORD = re.compile(r"\w+")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -36,10 +36,6 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         start = match.end()
     spans.append((start, len(text)))
     return [(a, b) for a, b in spans if text[a:b].strip()]
-
-
-def _words(text: str) -> int:
-    return len(_WORD.findall(text))
 
 
 def _without_heading(text: str, title: str) -> str:
@@ -67,10 +63,10 @@ def title_pairs(chunks: Sequence[Chunk], split: dict[str, str], min_words: int =
     out: list[SyntheticPair] = []
     for c in seen_doc.values():
         title = " ".join(c.title.split())
-        if _words(title) < min_words or " " not in title or titles[title.lower()] > 1:
+        if len(words(title)) < min_words or " " not in title or titles[title.lower()] > 1:
             continue
         body = _without_heading(c.text, title)
-        if _words(body) < 2 * min_words:
+        if len(words(body)) < 2 * min_words:
             continue
         out.append(SyntheticPair(
             pair_id=f"t{first_pair + len(out):05d}", chunk_id=c.chunk_id, task_id="title",
@@ -90,13 +86,13 @@ def cloze_pairs(chunks: Sequence[Chunk], split: dict[str, str], per_chunk: int, 
     rng = random.Random(seed)
     out: list[SyntheticPair] = []
     for c in chunks:
-        spans = [(a, b) for a, b in split_sentences(c.text) if min_words <= _words(c.text[a:b]) <= max_words]
+        spans = [(a, b) for a, b in split_sentences(c.text) if min_words <= len(words(c.text[a:b])) <= max_words]
         if len(split_sentences(c.text)) < 2 or not spans:
             continue
         for a, b in sorted(rng.sample(spans, min(per_chunk, len(spans)))):
             sentence = " ".join(c.text[a:b].split())
             rest = " ".join((c.text[:a] + " " + c.text[b:]).split())
-            if _words(rest) < min_words:
+            if len(words(rest)) < min_words:
                 continue
             positive = f"{c.title}\n{rest}" if c.title else rest
             out.append(SyntheticPair(

@@ -47,11 +47,23 @@ class TeacherScores:
     dense: np.ndarray | None
 
 
-def _zscore(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def zscore(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row centred and scaled (``(z, mean, std)``; a constant row keeps scale 1)."""
     mean = rows.mean(axis=1, keepdims=True)
     std = rows.std(axis=1, keepdims=True)
     std = np.where(std > 1e-9, std, 1.0)
     return (rows - mean) / std, mean, std
+
+
+def encode_by_instruction(embedder, queries: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
+    """``(n, dim)`` query vectors, each with its own task instruction (one call per instruction)."""
+    out = np.zeros((len(queries), embedder.dim), dtype=np.float32)
+    groups: dict[str, list[int]] = {}
+    for i, instruction in enumerate(instructions):
+        groups.setdefault(instruction, []).append(i)
+    for instruction, rows in groups.items():
+        out[rows] = embedder.encode_queries([queries[i] for i in rows], instruction=instruction)
+    return out
 
 
 class Teacher:
@@ -65,7 +77,8 @@ class Teacher:
             self.embedder = load_embedder(self.dense_name)
         self._bm25 = None
         self._bm25_ids: list[str] | None = None
-        self._memo: dict[tuple[str, str], np.ndarray] = {}  # (instruction or "doc", text) -> vector
+        self._queries: dict[tuple[str, str], np.ndarray] = {}  # (instruction, query) -> vector
+        self._documents: dict[str, np.ndarray] = {}  # text -> vector
 
     # --- the dense part
     def chunk_vectors(self, run: RunDir, chunks: Sequence[Chunk], show_progress: bool = True) -> np.ndarray:
@@ -88,25 +101,20 @@ class Teacher:
         return vectors
 
     def query_vectors(self, queries: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
-        """Queries encoded with their own task instruction (grouped, so each group is one call)."""
-        out = np.zeros((len(queries), self.embedder.dim), dtype=np.float32)
-        groups: dict[str, list[int]] = {}
-        for i, instruction in enumerate(instructions):
-            groups.setdefault(instruction, []).append(i)
-        for instruction, rows in groups.items():
-            todo = [i for i in rows if (instruction, queries[i]) not in self._memo]
-            if todo:
-                fresh = self.embedder.encode_queries([queries[i] for i in todo], instruction=instruction)
-                self._memo.update(((instruction, queries[i]), v) for i, v in zip(todo, fresh))
-            out[rows] = np.stack([self._memo[(instruction, queries[i])] for i in rows])
-        return out
+        """Queries encoded with their own task instruction, remembered across stages."""
+        keys = list(zip(instructions, queries))
+        todo = list(dict.fromkeys(k for k in keys if k not in self._queries))
+        if todo:
+            fresh = encode_by_instruction(self.embedder, [q for _, q in todo], [i for i, _ in todo])
+            self._queries.update(zip(todo, fresh))
+        return np.stack([self._queries[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
 
     def document_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Texts that are not pool rows (positive views, LLM negatives), remembered across stages."""
-        todo = list(dict.fromkeys(t for t in texts if ("doc", t) not in self._memo))
+        todo = list(dict.fromkeys(t for t in texts if t not in self._documents))
         if todo:
-            self._memo.update((("doc", t), v) for t, v in zip(todo, self.embedder.encode_documents(todo)))
-        return np.stack([self._memo[("doc", t)] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
+            self._documents.update(zip(todo, self.embedder.encode_documents(todo)))
+        return np.stack([self._documents[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
 
     # --- the lexical part
     def bm25(self, chunks: Sequence[Chunk]):
@@ -128,7 +136,7 @@ class Teacher:
         column = {c.chunk_id: i for i, c in enumerate(chunks)}
         queries = [p.query for p in pairs]
         positives = np.array([column[p.chunk_id] for p in pairs], dtype=np.int64)
-        views = [i for i, p in enumerate(pairs) if getattr(p, "positive_text", None)]
+        views = [i for i, p in enumerate(pairs) if p.positive_text]
         extras = [i for i, t in enumerate(extra_texts) if t]
         parts: list[tuple[np.ndarray, np.ndarray]] = []  # (z-scored matrix, z-scored extra texts)
         dense = None
@@ -160,7 +168,7 @@ class Teacher:
 
     @staticmethod
     def _normalised(matrix: np.ndarray, extras: list[int], extra_raw: np.ndarray):
-        z, mean, std = _zscore(matrix)
+        z, mean, std = zscore(matrix)
         extra_z = (extra_raw - mean[extras, 0]) / std[extras, 0] if extras else np.zeros(0)
         return z, extra_z
 

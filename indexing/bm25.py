@@ -23,11 +23,13 @@ def _stemmer():
     return Stemmer.Stemmer(LANGUAGE)
 
 
-def tokenize(texts: list[str], stemmer=None, show_progress: bool = False):
+def tokenize(texts: list[str], stemmer=None, show_progress: bool = False, return_ids: bool = True):
+    """bm25s tokens (English stopwords, stemmed); ``return_ids=False`` gives lists of strings."""
     import bm25s
 
     _quiet()
-    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer or _stemmer(), show_progress=show_progress)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer or _stemmer(), show_progress=show_progress,
+                          return_ids=return_ids)
 
 
 class BM25Index:

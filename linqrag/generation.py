@@ -165,6 +165,18 @@ def cut_stream_at_stop(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[s
 # ---------------------------------------------------------------------------------------------
 
 
+def fit_to_window(ids: Sequence[int], window: int, max_new_tokens: int) -> list[int]:
+    """Prompt ids cut from the left so prompt plus answer fit the model's window (the end of a
+    prompt, where the question is, matters most)."""
+    budget = window - max_new_tokens
+    if budget < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room in the {window}-token window")
+    if len(ids) > budget:
+        log.warning("prompt of %d tokens cut to the last %d (model window %d)", len(ids), budget, window)
+        ids = ids[-budget:]
+    return list(ids)
+
+
 def resolve_local_model(model: str) -> tuple[str, str]:
     """``(path_or_hub_id, display_name)`` for a local generator; raises :class:`GeneratorUnavailable`."""
     from embedder.sources import ModelNotFoundError, convert_gguf, smollm2_gguf
@@ -261,13 +273,7 @@ class LocalHFGenerator:
     def prompt_ids(self, messages: Sequence[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the prompt, cut from the left when prompt plus answer would overflow the window."""
         ids = self.tokenizer(self.prompt_text(messages), add_special_tokens=False)["input_ids"]
-        budget = self.window - max_new_tokens
-        if budget < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room in the {self.window}-token window")
-        if len(ids) > budget:
-            log.warning("prompt of %d tokens cut to the last %d (model window %d)", len(ids), budget, self.window)
-            ids = ids[-budget:]
-        return list(ids)
+        return fit_to_window(ids, self.window, max_new_tokens)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -545,13 +551,7 @@ class LlamaCppGenerator:
     def prompt_ids(self, messages: Sequence[Message], max_new_tokens: int) -> list[int]:
         """Token ids of the prompt, cut from the left when prompt plus answer would overflow the window."""
         ids = self.llm.tokenize(self.prompt_text(messages).encode("utf-8"), add_bos=False, special=True)
-        budget = self.window - max_new_tokens
-        if budget < 1:
-            raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room in the {self.window}-token window")
-        if len(ids) > budget:
-            log.warning("prompt of %d tokens cut to the last %d (window %d)", len(ids), budget, self.window)
-            ids = ids[-budget:]
-        return list(ids)
+        return fit_to_window(ids, self.window, max_new_tokens)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

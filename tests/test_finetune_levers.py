@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from eval.metrics import ndcg_at_k
 from finetune.config import DomainConfig
 from finetune.domain import main
 from finetune.evaluate import guard_pairs
 from finetune.lexical import PoolBM25
 from finetune.losses import margin_mse
 from finetune.records import TrainingExample
-from finetune.selection import decide, half_of, ndcg_from_ranks, stratified_bootstrap
+from finetune.selection import decide, half_of, stratified_bootstrap
 from finetune.sources import cloze_pairs, split_sentences, title_pairs
 from finetune.teacher import Teacher, parse_teacher, positive_ranks
 from indexing.records import Chunk
@@ -192,7 +193,9 @@ def test_bootstrap_is_stratified_and_halves_are_stable():
     assert low == pytest.approx(0.5) and high == pytest.approx(0.5)  # the macro mean: each source weighs half
     halves = [half_of(f"q{i}") for i in range(2000)]
     assert 0.45 < halves.count("select") / 2000 < 0.55 and halves == [half_of(f"q{i}") for i in range(2000)]
-    assert ndcg_from_ranks(np.array([1, 3, 11]), 10).tolist() == pytest.approx([1.0, 0.5, 0.0])
+    # held-out queries have one relevant chunk: eval.metrics' nDCG@10 at rank r is 1/log2(r+1)
+    ranked = [f"c{i}" for i in range(1, 12)]
+    assert [ndcg_at_k(ranked, {f"c{r}": 1}, 10) for r in (1, 3, 11)] == pytest.approx([1.0, 0.5, 0.0])
 
 
 def test_guard_skips_with_a_reason_without_data(monkeypatch, tmp_path):
