@@ -2,6 +2,7 @@
 
 from indexing.build import build_index, load_corpus
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config
+from indexing.filters import FilterError, SearchFilter
 from indexing.records import BuildReport, Chunk, Hit, SearchResult
 from indexing.retrieval import RETRIEVERS, Index, Retriever, list_indexes, open_index, rrf_fuse
 from indexing.store import IndexMismatchError, IndexStoreError
@@ -11,11 +12,13 @@ __all__ = [
     "BuildReport",
     "Chunk",
     "ChunkConfig",
+    "FilterError",
     "Hit",
     "Index",
     "IndexMismatchError",
     "IndexStoreError",
     "Retriever",
+    "SearchFilter",
     "SearchResult",
     "build_index",
     "chunk_documents",

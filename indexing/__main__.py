@@ -1,7 +1,7 @@
 """``python -m indexing``: build, search and inspect indexes.
 
     python -m indexing build --corpus DIR [--embedder auto] [--index-dir .linqrag/index]
-    python -m indexing search "query" [--retriever hybrid] [-k 10]
+    python -m indexing search "query" [--retriever hybrid] [-k 10] [--path GLOB ...] [--title TEXT ...]
     python -m indexing stats
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -47,21 +46,26 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from embedder import load_embedder
-    from indexing import open_index
+    from indexing import SearchFilter, open_index
 
+    search_filter = SearchFilter(tuple(args.path or ()), tuple(args.title or ())) or None
     index = open_index(args.index_dir, corpus=args.corpus)
     embedder = None
     if args.retriever != "bm25":
         embedder = (load_embedder(args.embedder, args.adapter) if args.embedder
                     else index.manifest.load_embedder())
-    result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(args.query, args.k)
+    result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(
+        args.query, args.k, filter=search_filter)
     if args.json:
+        for note in result.notes:  # stderr, so stdout stays one JSON document
+            print(f"note: {note}", file=sys.stderr)
         print(json.dumps([{"rank": h.rank, "score": h.score, "id": h.chunk_id, **h.metadata, "text": h.text}
                           for h in result.hits], indent=1))
         return 0
     for note in result.notes:
         print(f"note: {note}")
-    print(f"{result.retriever}: {len(result.hits)} hits in {result.seconds * 1000:.1f} ms")
+    restricted = f" ({search_filter.describe()})" if search_filter else ""
+    print(f"{result.retriever}: {len(result.hits)} hits in {result.seconds * 1000:.1f} ms{restricted}")
     for h in result.hits:
         snippet = " ".join(h.text.split())[:160]
         print(f"{h.rank:3d}. {h.score:8.4f}  {h.metadata.get('doc_id')} [{h.metadata.get('start')}:{h.metadata.get('end')}]\n      {snippet}")
@@ -99,7 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(build)
     build.set_defaults(func=cmd_build)
 
-    search = sub.add_parser("search", help="query an index", description="Rank chunks for a query.")
+    search = sub.add_parser(
+        "search", help="query an index", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Rank chunks for a query.",
+        epilog="filters (the same restriction on dense, bm25 and hybrid):\n"
+               "  --path docs/                   everything under the folder docs\n"
+               "  --path '*.md'                  Markdown files in any folder (* crosses /)\n"
+               "  --path a.txt --path b/         a.txt, or anything under b\n"
+               "  --title intro                  documents whose title contains 'intro' (any case)\n"
+               "  --path docs/ --title 'guide*'  under docs and titled guide...")
     search.add_argument("query")
     search.add_argument("--retriever", choices=["dense", "bm25", "hybrid"], default="hybrid")
     search.add_argument("-k", type=int, default=10)
@@ -107,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--embedder", help="query embedder (default: the one the index was built with)")
     search.add_argument("--adapter")
     search.add_argument("--instruction", help="task instruction for the query (decoder embedders)")
+    search.add_argument("--path", action="append", metavar="GLOB",
+                        help="only chunks of files whose path relative to the corpus folder, or a folder above "
+                             "them, matches GLOB ('docs/', '*.md', 'notes/2024-*'); repeat for any of several")
+    search.add_argument("--title", action="append", metavar="TEXT",
+                        help="only documents whose title contains TEXT, case-insensitive (a glob over the whole "
+                             "title when TEXT has * ? [); repeat for any of several; with --path both must hold")
     search.add_argument("--json", action="store_true")
     _common(search)
     search.set_defaults(func=cmd_search)

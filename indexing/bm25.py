@@ -41,7 +41,7 @@ class BM25Index:
         self.stemmer = _stemmer()
 
     @classmethod
-    def build(cls, ids: list[str], texts: list[str], show_progress: bool = False) -> "BM25Index":
+    def build(cls, ids: list[str], texts: list[str], show_progress: bool = False) -> BM25Index:
         import bm25s
 
         retriever = bm25s.BM25()
@@ -62,20 +62,27 @@ class BM25Index:
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
-    def load(cls, directory: Path) -> "BM25Index":
+    def load(cls, directory: Path) -> BM25Index:
         import bm25s
 
         ids = json.loads((directory / "linqrag_ids.json").read_text())
         return cls(bm25s.BM25.load(str(directory)), ids)
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Top ``k`` ``(chunk_id, score)``; chunks scoring 0 (no shared term) are left out."""
+    def mask(self, ids: list[str]) -> np.ndarray:
+        """Row weights for :meth:`search`: 1 for the chunks in ``ids``, 0 for every other."""
+        wanted = set(ids)
+        return np.fromiter((1.0 if cid in wanted else 0.0 for cid in self.ids), dtype=np.float32, count=len(self.ids))
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` ``(chunk_id, score)``; chunks scoring 0 (no shared term, or masked out by ``mask``
+        from :meth:`mask`) are left out. The mask applies before the top ``k`` are taken."""
         if not self.ids:
             return []
         tokens = tokenize([query], stemmer=self.stemmer)
         if not tokens.vocab or all(len(t) == 0 for t in tokens.ids):
             return []
-        docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.ids)), show_progress=False)
+        docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.ids)), show_progress=False,
+                                               weight_mask=mask)
         return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 
     def scores(self, query: str) -> np.ndarray:

@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from indexing.bm25 import BM25Index
+from indexing.filters import FilterError, SearchFilter, matching_ids
 from indexing.manifest import Manifest
 from indexing.records import Chunk, Hit, SearchResult
 from indexing.store import IndexMismatchError, IndexStoreError, VectorStore, check_index_dir, read_chunks
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 RRF_K = 60
+#: Resolved filters an opened index remembers (the app asks the same few again and again; each holds
+#: a float32 mask over all chunks).
+SELECTIONS_KEPT = 8
 
 
 class Retriever(Protocol):
     name: str
 
-    def search(self, query: str, k: int = 10) -> SearchResult: ...
+    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The chunks a filter keeps in one index: their ids (for Chroma) and a BM25 row mask."""
+
+    search_filter: SearchFilter
+    ids: list[str]
+    mask: np.ndarray
+    total: int
+
+    @property
+    def everything(self) -> bool:
+        return len(self.ids) == self.total
+
+    def notes(self, k: int) -> list[str]:
+        if not self.ids:
+            return [f"no chunk matches the filter ({self.search_filter.describe()}); nothing was searched"]
+        if len(self.ids) < k:
+            return [f"the filter ({self.search_filter.describe()}) keeps {len(self.ids)} of {self.total} chunks"]
+        return []
 
 
 def rrf_fuse(rankings: dict[str, list[str]], weights: dict[str, float] | None = None, k: int = RRF_K) -> list[tuple[str, float]]:
@@ -42,6 +69,7 @@ class Index:
     chunks: dict[str, Chunk]
     store: VectorStore
     bm25: BM25Index
+    _selections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def hits(self, scored: list[tuple[str, float]]) -> list[Hit]:
         out = []
@@ -50,6 +78,25 @@ class Index:
             if chunk is not None:
                 out.append(Hit(cid, float(score), rank, chunk.text, chunk.metadata()))
         return out
+
+    def select(self, search_filter: SearchFilter | None) -> Selection | None:
+        """The chunks ``search_filter`` keeps, decided by ``SearchFilter.matches`` on each document's
+        metadata once per filter and index; ``None`` for no filter (or an empty one)."""
+        if search_filter is None:
+            return None
+        if not isinstance(search_filter, SearchFilter):
+            raise FilterError(f"filter must be an indexing.SearchFilter, not {type(search_filter).__name__}; "
+                              "for example SearchFilter(paths=('docs/',))")
+        if not search_filter:
+            return None
+        selection = self._selections.get(search_filter)
+        if selection is None:
+            ids = matching_ids(self.chunks.values(), search_filter)
+            selection = Selection(search_filter, ids, self.bm25.mask(ids), len(self.chunks))
+            if len(self._selections) >= SELECTIONS_KEPT:
+                self._selections.clear()
+            self._selections[search_filter] = selection
+        return selection
 
     def check_embedder(self, embedder) -> None:
         if embedder.signature != self.manifest.signature:
@@ -85,13 +132,22 @@ class BM25Retriever:
     def __init__(self, index: Index) -> None:
         self.index = index
 
-    def ranked(self, query: str, k: int) -> list[tuple[str, float]]:
-        return self.index.bm25.search(query, k)
+    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
+        if selection is not None and not selection.ids:
+            return []
+        mask = None if selection is None or selection.everything else selection.mask
+        return self.index.bm25.search(query, k, mask=mask)
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
+    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
         t0 = time.perf_counter()
-        scored = self.ranked(query, k)
-        notes = [] if scored else ["no chunk shares a word with the query"]
+        selection = self.index.select(filter)
+        if selection is not None and not selection.ids:
+            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
+        scored = self.ranked(query, k, selection)
+        notes = selection.notes(k) if selection is not None else []
+        if not scored:
+            kept = "the filter keeps " if selection is not None else ""
+            notes.append(f"no chunk {kept}shares a word with the query")
         return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
 
 
@@ -108,14 +164,21 @@ class DenseRetriever:
             return [f"query is {full} tokens; the embedder read only its first {self.embedder.max_length}"]
         return []
 
-    def ranked(self, query: str, k: int) -> list[tuple[str, float]]:
+    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
+        if selection is not None and not selection.ids:
+            return []
         vector = self.embedder.encode_queries([query], instruction=self.instruction)[0]
-        return self.index.store.query(vector, k)
+        ids = None if selection is None or selection.everything else selection.ids
+        return self.index.store.query(vector, k, ids=ids)
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
+    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
         t0 = time.perf_counter()
-        scored = self.ranked(query, k)
-        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, self.notes_for(query))
+        selection = self.index.select(filter)
+        if selection is not None and not selection.ids:
+            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
+        scored = self.ranked(query, k, selection)
+        notes = self.notes_for(query) + (selection.notes(k) if selection is not None else [])
+        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
 
 
 class HybridRetriever:
@@ -124,15 +187,19 @@ class HybridRetriever:
     def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float], depth: int) -> None:
         self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
 
-    def search(self, query: str, k: int = 10) -> SearchResult:
+    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
         t0 = time.perf_counter()
+        selection = self.index.select(filter)
+        if selection is not None and not selection.ids:
+            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
         depth = max(self.depth, k)
         rankings = {
-            "dense": [cid for cid, _ in self.dense.ranked(query, depth)],
-            "bm25": [cid for cid, _ in self.bm25.ranked(query, depth)],
+            "dense": [cid for cid, _ in self.dense.ranked(query, depth, selection)],
+            "bm25": [cid for cid, _ in self.bm25.ranked(query, depth, selection)],
         }
         fused = rrf_fuse(rankings, self.weights)[:k]
-        return SearchResult(self.name, query, self.index.hits(fused), time.perf_counter() - t0, self.dense.notes_for(query))
+        notes = self.dense.notes_for(query) + (selection.notes(k) if selection is not None else [])
+        return SearchResult(self.name, query, self.index.hits(fused), time.perf_counter() - t0, notes)
 
 
 def list_indexes(index_dir: str | Path) -> list[Manifest]:

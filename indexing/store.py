@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ import numpy as np
 
 from indexing.records import Chunk
 from linqrag.settings import apply_offline_env
+
+log = logging.getLogger(__name__)
 
 MARKER = "linqrag-index.json"
 FORMAT_VERSION = 1
@@ -48,8 +51,7 @@ def write_json_atomic(path: Path, data) -> None:
 def write_chunks_atomic(path: Path, chunks: Iterable[Chunk]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        for chunk in chunks:
-            fh.write(json.dumps(chunk.to_json(), ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(chunk.to_json(), ensure_ascii=False) + "\n" for chunk in chunks)
     os.replace(tmp, path)
 
 
@@ -99,7 +101,7 @@ def _forget_stale_system(chroma_dir: Path) -> None:
         try:
             system.stop()
         except Exception:  # the files under it are gone already; nothing to flush
-            pass
+            log.debug("stopping the stale Chroma system of %s failed", key, exc_info=True)
 
 
 class VectorStore:
@@ -153,10 +155,16 @@ class VectorStore:
         for i in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=ids[i : i + self.max_batch])
 
-    def query(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Top ``k`` ``(chunk_id, cosine similarity)``."""
-        n = min(k, self.count())
-        if n == 0:
+    def query(self, vector: np.ndarray, k: int, ids: list[str] | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` ``(chunk_id, cosine similarity)``, among ``ids`` only when given.
+
+        Chroma restricts the search to ``ids`` itself (its own pre-filter), so ``min(k, len(ids))``
+        hits come back however few of the collection they are.
+        """
+        n = min(k, self.count() if ids is None else len(ids))
+        if n <= 0:
             return []
-        result = self.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"])
+        restrict = {} if ids is None else {"ids": ids}
+        result = self.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"],
+                                       **restrict)
         return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]
