@@ -390,6 +390,53 @@ def llama_cpp_available() -> bool:
     return True
 
 
+_PROBE = """
+import sys
+from llama_cpp import Llama
+llm = Llama(model_path=sys.argv[1], n_ctx=64, n_threads=1, verbose=False)
+llm.eval(llm.tokenize(b"Hello, probe.")[:8])
+print("ok")
+"""
+
+
+@functools.lru_cache(maxsize=4)
+def llama_cpp_runs(gguf: str) -> tuple[bool, str]:
+    """Whether the installed llama.cpp can evaluate ``gguf`` on this CPU, tried once in a child process.
+
+    A wheel compiled for instructions the machine reports but does not grant (AMX in a VM) dies
+    with SIGILL, which no ``try`` can catch; probing in a child keeps the caller alive and lets
+    ``auto`` fall back to transformers. The verdict is cached per library build and model file.
+    """
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from linqrag.settings import cache_dir
+
+    try:
+        import llama_cpp
+    except Exception as error:  # noqa: BLE001
+        return False, f"llama_cpp does not import: {error}"
+    lib = Path(llama_cpp.__file__).resolve().parent
+    stamp = [str(lib), llama_cpp.__version__, *(str(f.stat().st_mtime_ns) for f in sorted(lib.rglob("*.so*")))]
+    key = hashlib.sha256("|".join([*stamp, gguf]).encode()).hexdigest()[:16]
+    memo = cache_dir() / f"llama-cpp-probe-{key}.json"
+    if memo.exists():
+        verdict = json.loads(memo.read_text())
+        return verdict["ok"], verdict["why"]
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, gguf], capture_output=True, text=True, timeout=120,
+                              check=False)
+        ok = done.returncode == 0 and "ok" in done.stdout
+        why = "ran" if ok else (f"killed by signal {-done.returncode}" if done.returncode < 0
+                                else (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+    except subprocess.TimeoutExpired:
+        ok, why = False, "timed out"
+    memo.write_text(json.dumps({"ok": ok, "why": why}))
+    return ok, why
+
+
 def resolve_gguf(model: str) -> tuple[Path, str] | None:
     """``(gguf_file, display_name)`` when ``model`` names a GGUF file (the packaged SmolLM2 or a path), else None."""
     if model in SMOLLM2_ALIASES:
@@ -427,6 +474,10 @@ def choose_local_backend(model: str = "smollm2", backend: str | None = "auto", d
                                        "`make llama-cpp` (or `pip install llama-cpp-python`)")
         if gguf is None:
             raise GeneratorUnavailable(f"backend llama.cpp needs a GGUF file, and {model!r} is not one")
+        ok, why = llama_cpp_runs(str(gguf[0]))
+        if not ok:
+            raise GeneratorUnavailable(f"llama.cpp failed a probe on this CPU ({why}): rebuild it with "
+                                       "`FORCE=1 make llama-cpp`, or use backend transformers")
         return "llama.cpp", what
     if not llama_cpp_available():
         return "transformers", "llama-cpp-python not installed"
@@ -434,6 +485,9 @@ def choose_local_backend(model: str = "smollm2", backend: str | None = "auto", d
         return "transformers", f"{model} is not a GGUF file"
     if device not in (None, "cpu") or (device is None and _cuda_available()):
         return "transformers", "a GPU is used"
+    ok, why = llama_cpp_runs(str(gguf[0]))
+    if not ok:
+        return "transformers", f"llama.cpp failed a probe on this CPU ({why}; `FORCE=1 make llama-cpp` rebuilds it)"
     return "llama.cpp", what
 
 

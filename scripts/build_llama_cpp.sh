@@ -7,6 +7,10 @@
 #
 # Compiling llama.cpp takes about 10-15 minutes on 2 cores (CMAKE_BUILD_PARALLEL_LEVEL=$(nproc));
 # the wheel is built for this machine's CPU, so keep the cache per machine. FORCE=1 rebuilds.
+# Not with -march=native: on CPUs that report AMX (or AVX-512 FP16) inside a VM or sandbox that does
+# not grant it, a native build dies with SIGILL on the first matrix product. AVX2/FMA/F16C runs on
+# any x86-64 of the last decade; override with CMAKE_ARGS (e.g. "-DGGML_NATIVE=ON") where it is safe.
+# linqrag also probes the installed library once in a child process before it uses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -34,5 +38,7 @@ if [ "${FORCE:-0}" != 1 ] && install_cached; then
 fi
 mkdir -p "$WHEELS"
 echo "[llama-cpp] building llama-cpp-python $VERSION (CPU, $(nproc) parallel jobs) into $WHEELS; takes ~10-15 min"
-CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PY" -m pip wheel --no-deps "llama-cpp-python==$VERSION" -w "$WHEELS"
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+echo "[llama-cpp] CMAKE_ARGS=$CMAKE_ARGS"
+CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PY" -m pip wheel --no-cache-dir --no-deps "llama-cpp-python==$VERSION" -w "$WHEELS"
 install_cached

@@ -24,8 +24,10 @@ from linqrag.generation import (
     cut_at_stop,
     cut_stream_at_stop,
     llama_cpp_available,
+    llama_cpp_runs,
     load_generator,
     parse_sse_chunks,
+    resolve_gguf,
 )
 
 SHORT = GenerationConfig(max_new_tokens=12)
@@ -41,14 +43,40 @@ def smol() -> LocalHFGenerator:
     return load_generator("local", batch_size=4, backend="transformers")
 
 
-needs_llama_cpp = pytest.mark.skipif(
-    not llama_cpp_available(), reason="llama-cpp-python is not installed (optional: `make llama-cpp`)")
+def llama_cpp_skip_reason() -> str | None:
+    if not llama_cpp_available():
+        return "llama-cpp-python is not installed (optional: `make llama-cpp`)"
+    ok, why = llama_cpp_runs(str(resolve_gguf("smollm2")[0]))
+    return None if ok else f"the installed llama.cpp fails on this CPU ({why}): FORCE=1 make llama-cpp"
+
+
+LLAMA_SKIP = llama_cpp_skip_reason()
+needs_llama_cpp = pytest.mark.skipif(LLAMA_SKIP is not None, reason=LLAMA_SKIP or "")
+
+
+def test_llama_cpp_probe_survives_a_model_it_cannot_run(tmp_path):
+    if not llama_cpp_available():
+        pytest.skip("llama-cpp-python is not installed (optional: `make llama-cpp`)")
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF not really a model")
+    ok, why = llama_cpp_runs(str(bad))
+    assert not ok and why  # the child failed and said so; this process is alive
+
+
+def test_auto_backend_falls_back_when_the_probe_fails(monkeypatch):
+    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: True)
+    monkeypatch.setattr(linqrag.generation, "llama_cpp_runs", lambda gguf: (False, "killed by signal 4"))
+    monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
+    chosen, why = choose_local_backend("smollm2")
+    assert chosen == "transformers" and "signal 4" in why
+    with pytest.raises(GeneratorUnavailable, match="probe"):
+        choose_local_backend("smollm2", "llama.cpp")
 
 
 @pytest.fixture(scope="module")
 def llama():
-    if not llama_cpp_available():
-        pytest.skip("llama-cpp-python is not installed (optional: `make llama-cpp`)")
+    if LLAMA_SKIP:
+        pytest.skip(LLAMA_SKIP)
     return load_generator("local", threads=2)  # auto: llama.cpp, two single-thread contexts
 
 
@@ -224,6 +252,7 @@ def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
     # ... and names llama.cpp's answers apart, their sampling being another
     monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: True)
+    monkeypatch.setattr(linqrag.generation, "llama_cpp_runs", lambda gguf: (True, "ran"))
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2:llama.cpp"
     monkeypatch.setenv("LINQRAG_GENERATOR_BACKEND", "transformers")
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
