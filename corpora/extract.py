@@ -75,12 +75,130 @@ class _TextCollector(HTMLParser):
             self.parts.append(data)
 
 
-def html_to_text(html: str) -> tuple[str, str]:
-    """``(text, title)`` of an HTML page, without scripts, styles, navigation, headers and footers."""
+def simple_html_to_text(html: str) -> tuple[str, str]:
+    """``(text, title)`` by tag name alone: all text but scripts, styles, nav, header, footer, aside, forms."""
     collector = _TextCollector()
     collector.feed(html)
     collector.close()
     return normalise_whitespace("".join(collector.parts)), " ".join("".join(collector.title).split())
+
+
+def _class(name: str) -> str:
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+_OUTSIDE_CONTENT = "not(ancestor::main or ancestor::article or ancestor::section or ancestor::*[@role='main'])"
+_RUSTDOC = f"//body[{_class('rustdoc')}]"
+#: Page chrome, by HTML and ARIA semantics first: navigation, search, menus, dialogs, hidden elements,
+#: controls, and header/footer/aside when they are page landmarks (outside main, article, section). Then the
+#: widgets that documentation generators put *inside* their main element: rustdoc's since/source links,
+#: collapse toggles, "Expand description", toolbar and help/settings popovers (on rustdoc pages only, so a
+#: section someone named "help" elsewhere stays); mdBook's menu bar and help popup; Sphinx's pilcrows.
+_CHROME_XPATH = " | ".join([
+    "//script", "//style", "//noscript", "//template", "//svg", "//nav", "//form", "//button", "//select",
+    "//textarea", "//dialog", "//iframe",
+    f"//header[{_OUTSIDE_CONTENT}]", f"//footer[{_OUTSIDE_CONTENT}]", f"//aside[{_OUTSIDE_CONTENT}]",
+    "//*[@hidden]", "//*[@aria-hidden='true']",
+    ("//*[@role='navigation' or @role='search' or @role='banner' or @role='contentinfo' or @role='menu'"
+     " or @role='menubar' or @role='dialog' or @role='toolbar' or @role='tooltip']"),
+    (f"{_RUSTDOC}//*[{_class('rightside')} or {_class('srclink')} or {_class('out-of-band')} or {_class('hideme')}"
+     " or @id='help' or @id='settings' or @id='settings-menu' or @id='toggle-all-docs']"),
+    f"{_RUSTDOC}//rustdoc-toolbar", f"{_RUSTDOC}//rustdoc-topbar",
+    f"//*[@id='menu-bar' or @id='mdbook-help-container' or @id='search-wrapper' or {_class('menu-bar')}]",
+    f"//a[{_class('headerlink')}]",
+])
+#: The outermost main landmarks (chrome inside them is dropped anyway).
+_MAIN_XPATH = ("//main[not(ancestor::main or ancestor::*[@role='main'])]"
+               " | //*[@role='main'][not(ancestor::main or ancestor::*[@role='main'])]")
+_HTML_BLOCKS = {"address", "article", "blockquote", "br", "caption", "dd", "details", "div", "dl", "dt", "figcaption",
+                "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "main", "ol", "p", "pre", "section",
+                "summary", "table", "tr", "ul"}
+
+
+def _parse_html(html: str):
+    """An lxml document, or None where lxml cannot parse it (empty, or nothing but comments)."""
+    import lxml.html
+    from lxml import etree
+
+    try:
+        # huge_tree: without it libxml2 silently drops any text node over 10 MB
+        return lxml.html.document_fromstring(html, parser=lxml.html.HTMLParser(huge_tree=True))
+    except ValueError:  # a str with an XML encoding declaration: lxml wants bytes then
+        try:
+            parser = lxml.html.HTMLParser(encoding="utf-8", huge_tree=True)
+            return lxml.html.document_fromstring(html.encode("utf-8"), parser=parser)
+        except (etree.ParserError, ValueError):
+            return None
+    except etree.ParserError:
+        return None
+
+
+def _render(element) -> str:
+    """Text of ``element``: a line break at each block boundary, table cells space-separated, ``<pre>`` verbatim."""
+    parts: list[str] = []
+    code: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node.tag, str):
+            block = node.tag in _HTML_BLOCKS
+            if block:
+                parts.append("\n")
+            if node.tag == "pre":
+                code.append("\n".join(line.rstrip() for line in node.text_content().strip("\n").splitlines()))
+                parts.append(f"\x00{len(code) - 1}\x00")  # a placeholder that whitespace normalisation leaves alone
+            else:
+                parts.append(node.text or "")
+                for child in node:
+                    walk(child)
+            parts.append("\n" if block else " " if node.tag in ("td", "th") else "")
+        parts.append(node.tail or "")  # comments and processing instructions: only their tail is text
+
+    walk(element)
+    text = normalise_whitespace("".join(parts).replace("\xa0", " "))
+    return re.sub("\x00([0-9]+)\x00", lambda m: code[int(m.group(1))].replace("\xa0", " "), text).strip()
+
+
+def _trafilatura_text(tree) -> str:
+    import copy
+
+    import trafilatura
+
+    # a copy: trafilatura prunes the tree it is given, and the caller may still need this one
+    document = copy.deepcopy(tree)
+    return trafilatura.extract(document, include_tables=True, include_comments=False, output_format="txt") or ""
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """``(text, title)`` of an HTML page without its chrome (navigation, menus, sidebars, headers, footers).
+
+    A page with a main landmark (``<main>`` or ``role="main"``; what rustdoc, mdBook, Sphinx and most
+    modern sites emit) is read from that element, after dropping the chrome named in ``_CHROME_XPATH``.
+    A page without one goes, less that chrome, to trafilatura's boilerplate removal; where that finds
+    nothing, the whole page is read less its chrome. HTML that lxml cannot parse falls back to
+    :func:`simple_html_to_text`.
+    ``bench/html_extract.py`` measures these choices on real Sphinx, rustdoc and mdBook pages.
+    """
+    tree = _parse_html(html)
+    if tree is None:
+        try:
+            return simple_html_to_text(html)
+        except Exception as error:  # html.parser's failures are not one exception type
+            raise ExtractionError(f"malformed HTML: neither lxml nor html.parser can read it ({error})") from error
+    title = " ".join((tree.findtext(".//title") or "").split())
+    for element in tree.xpath(_CHROME_XPATH):
+        if element.getparent() is not None:
+            element.drop_tree()  # keeps the text that follows it
+    text = "\n\n".join(t for t in (_render(m) for m in tree.xpath(_MAIN_XPATH)) if t)
+    if text:
+        return text, title
+    text = _trafilatura_text(tree).strip()  # on the page less its chrome, so a long sidebar cannot pass for the text
+    if text:
+        heading = " ".join(tree.xpath("string(//h1)").split())
+        if heading and heading not in text:  # trafilatura takes a page's h1 for its title and leaves it out
+            text = f"{heading}\n\n{text}"
+        return text, title
+    body = tree.find("body")
+    return _render(body if body is not None else tree), title
 
 
 def pdf_to_text(data: bytes) -> tuple[str, str]:

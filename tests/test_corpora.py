@@ -93,3 +93,153 @@ def test_demo_corpus_is_written_from_the_project_docs(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     demo_corpus_dir(tmp_path / "demo")
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before  # unchanged files untouched
+
+
+# Handwritten in the shape of real generated pages (mdBook 0.4 with its help popup, rustdoc): the chrome
+# that used to end up in the chunks, and the body text that must stay.
+MDBOOK_PAGE = """<!DOCTYPE HTML>
+<html lang="en" class="light sidebar-visible"><head><meta charset="UTF-8">
+<title>Ownership - The Widget Book</title><script>var path_to_root = "";</script></head>
+<body>
+<div id="mdbook-help-container"><div id="mdbook-help-popup">
+  <h2 class="mdbook-help-title">Keyboard shortcuts</h2>
+  <p>Press <kbd>←</kbd> or <kbd>→</kbd> to navigate between chapters</p>
+  <p>Press <kbd>S</kbd> or <kbd>/</kbd> to search in the book</p>
+</div></div>
+<nav id="sidebar" class="sidebar" aria-label="Table of contents"><div class="sidebar-scrollbox">
+  <ol class="chapter"><li class="chapter-item"><a href="intro.html">1. Introduction to widgets</a></li>
+  <li class="chapter-item"><a href="ownership.html" class="active">2. Ownership</a></li></ol></div></nav>
+<div id="page-wrapper" class="page-wrapper"><div class="page">
+  <div id="menu-bar" class="menu-bar sticky">
+    <div class="left-buttons">
+      <button id="sidebar-toggle" class="icon-button" title="Toggle Table of Contents">Toggle</button>
+      <button id="theme-toggle" class="icon-button" title="Change theme">Theme</button>
+      <ul id="theme-list" class="theme-popup" aria-label="Themes" role="menu">
+        <li role="none"><button role="menuitem" class="theme" id="light">Light</button></li>
+        <li role="none"><button role="menuitem" class="theme" id="rust">Rust</button></li>
+        <li role="none"><button role="menuitem" class="theme" id="coal">Coal</button></li>
+        <li role="none"><button role="menuitem" class="theme" id="navy">Navy</button></li>
+      </ul>
+    </div>
+    <h1 class="menu-title">The Widget Book</h1>
+    <div class="right-buttons"><a href="print.html" title="Print this book">Print</a></div>
+  </div>
+  <div id="search-wrapper" class="hidden"><form id="searchbar-outer">
+    <input type="search" placeholder="Search this book ..."></form></div>
+  <div id="content" class="content"><main>
+    <h1 id="ownership"><a class="header" href="#ownership">Ownership</a></h1>
+    <p>Every widget has exactly one owner, and the widget is dropped when its owner goes out of scope.</p>
+    <pre><code class="language-rust">fn main() {
+    let w = Widget::new();
+}</code></pre>
+    <h2 id="moving"><a class="header" href="#moving">Moving a widget</a></h2>
+    <p>Assigning a widget to another variable moves it; the first variable can no longer be used.</p>
+  </main>
+  <nav class="nav-wrapper" aria-label="Page navigation">
+    <a rel="prev" href="intro.html" title="Previous chapter">Previous chapter</a>
+    <a rel="next" href="borrowing.html" title="Next chapter">Next chapter</a></nav>
+  </div></div></div>
+</body></html>"""
+
+RUSTDOC_PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="generator" content="rustdoc">
+<title>Widget in widgets - Rust</title></head>
+<body class="rustdoc struct">
+<nav class="mobile-topbar"><button class="sidebar-menu-toggle">&#9776;</button><h2>Widget</h2></nav>
+<nav class="sidebar"><h2 class="location"><a href="#">Widget</a></h2><div class="sidebar-elems">
+  <h3><a href="#implementations">Methods</a></h3><ul class="block"><li><a href="#method.spin">spin</a></li></ul>
+  <h3><a href="#trait-implementations">Trait Implementations</a></h3></div></nav>
+<main><div class="width-limiter">
+  <nav class="sub"><form class="search-form"><input class="search-input" placeholder="Click or press 'S' to search">
+    <div id="help-button" title="help" tabindex="-1"><button type="button">?</button>
+      <div id="help" class="popover"><div class="infos"><h2>Keyboard Shortcuts</h2>
+        <dl><dt><kbd>?</kbd></dt><dd>Show this help dialog</dd><dt><kbd>S</kbd></dt><dd>Focus the search field</dd></dl>
+      </div></div></div>
+    <div id="settings-menu" tabindex="-1"><a href="settings.html" title="settings">Change settings</a>
+      <div id="settings" class="popover"><div class="setting-line"><div class="radio-line" id="theme">
+        <span class="setting-name">Theme</span><label><input type="radio" name="theme" value="light">light</label>
+        <label><input type="radio" name="theme" value="dark">dark</label><label><input type="radio" name="theme"
+        value="ayu">ayu</label></div></div></div></div></form></nav>
+  <section id="main-content" class="content">
+    <div class="main-heading"><h1>Struct <a href="index.html">widgets</a>::<a class="struct" href="#">Widget</a>
+      <button id="copy-path" title="Copy item path to clipboard">Copy item path</button></h1>
+      <span class="out-of-band"><span class="since" title="Stable since Rust version 1.0.0">1.0.0</span> ·
+      <a class="srclink" href="../src/widgets/lib.rs.html#10">source</a> ·
+      <a id="toggle-all-docs" href="javascript:void(0)" title="collapse all docs">[<span>−</span>]</a></span></div>
+    <div class="item-decl"><pre class="rust"><code>pub struct Widget { /* private fields */ }</code></pre></div>
+    <details class="toggle top-doc" open><summary class="hideme"><span>Expand description</span></summary>
+      <div class="docblock"><p>A widget spins on a spindle and counts its turns.</p></div></details>
+    <h2 id="implementations" class="section-header">Implementations</h2>
+    <details class="toggle implementors-toggle" open><summary><section id="impl-Widget" class="impl">
+      <div class="rightside"><a class="src" href="../src/widgets/lib.rs.html#12">source</a></div>
+      <h3 class="code-header">impl Widget</h3></section></summary>
+      <div class="impl-items"><section id="method.spin" class="method"><div class="rightside">
+        <span class="since">1.2.0</span> · <a class="srclink" href="../src/widgets/lib.rs.html#14">source</a></div>
+        <h4 class="code-header">pub fn spin(&amp;mut self, turns: u32)</h4></section>
+      <div class="docblock"><p>Turns the widget and adds the turns to its counter.</p></div></div></details>
+  </section></div></main>
+</body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("name", "page", "title", "body", "chrome"),
+    [
+        ("book.html", MDBOOK_PAGE, "Ownership - The Widget Book",
+         ["Every widget has exactly one owner", "Moving a widget", "the first variable can no longer be used",
+          "fn main() {\n    let w = Widget::new();\n}"],
+         ["Keyboard shortcuts", "navigate between chapters", "Light", "Coal", "Navy", "Change theme", "Toggle",
+          "The Widget Book", "Introduction to widgets", "Print", "Search this book", "Previous chapter"]),
+        ("struct.Widget.html", RUSTDOC_PAGE, "Widget in widgets - Rust",
+         ["Struct widgets::Widget", "pub struct Widget { /* private fields */ }",
+          "A widget spins on a spindle and counts its turns.", "Implementations", "impl Widget",
+          "pub fn spin(&mut self, turns: u32)", "Turns the widget and adds the turns to its counter."],
+         ["Keyboard Shortcuts", "Show this help dialog", "Focus the search field", "Change settings", "ayu",
+          "Expand description", "source", "1.2.0", "Copy item path", "[−]", "Methods", "Trait Implementations"]),
+    ],
+)
+def test_documentation_page_chrome_is_dropped(tmp_path, name, page, title, body, chrome):
+    (tmp_path / name).write_text(page, encoding="utf-8")
+    report = load_directory(tmp_path)
+    assert report.skipped == []
+    (doc,) = report.documents
+    assert doc.title == title
+    for text in body:
+        assert text in doc.text
+    for text in chrome:
+        assert text not in doc.text, f"chrome {text!r} left in:\n{doc.text}"
+
+
+def test_html_without_a_main_landmark_goes_through_trafilatura():
+    from corpora.extract import html_to_text
+
+    paragraph = "Glaciers carve valleys as they move, grinding the rock beneath them into fine silt. " * 4
+    page = (f"<html><head><title>Glaciers</title></head><body><div id='top'><a href='/'>Home</a> | "
+            f"<a href='/about'>About us</a></div><div class='menu'><ul><li><a href='/a'>Archive</a></li>"
+            f"<li><a href='/b'>Subscribe to the newsletter</a></li></ul></div>"
+            f"<div class='post'><h2>How glaciers shape land</h2><p>{paragraph}</p></div>"
+            f"<div class='footer'>All rights reserved. Terms of use.</div></body></html>")
+    text, title = html_to_text(page)
+    assert title == "Glaciers"
+    assert "grinding the rock beneath them" in text and "How glaciers shape land" in text
+    for chrome in ("About us", "Subscribe to the newsletter", "All rights reserved"):
+        assert chrome not in text
+
+
+def test_unreadable_html_gives_a_reason(tmp_path, monkeypatch):
+    from corpora import extract
+
+    (tmp_path / "blob.html").write_bytes(b"<html>\x00\x01\x02" * 100)
+    (tmp_path / "comment.html").write_text("<!-- nothing but a comment -->")  # lxml: "Document is empty"
+    reasons = {s.path: s.reason for s in load_directory(tmp_path).skipped}
+    assert "binary" in reasons["blob.html"]
+    assert reasons["comment.html"] == "no text in it"
+
+    def refuse(self, data):
+        raise AssertionError("bad tag")
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "odd.html").write_text("<html><body><main><p>text</p></main></body></html>")
+    monkeypatch.setattr(extract, "_parse_html", lambda html: None)  # neither parser can read it
+    monkeypatch.setattr(extract.HTMLParser, "feed", refuse)
+    (skipped,) = load_directory(odd).skipped
+    assert skipped.reason == "malformed HTML: neither lxml nor html.parser can read it (bad tag)"
