@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run` puts only app/ on the path
     sys.path.insert(0, str(ROOT))
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from app import session  # noqa: E402
-from app.screens import chat, compare, index, models  # noqa: E402
+from app import session
+from app.screens import chat, compare, index, models
 
 PAGES = {"Chat": chat, "Compare": compare, "Index": index, "Models": models}
 

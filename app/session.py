@@ -16,11 +16,12 @@ from linqrag.settings import apply_offline_env, index_dir, runs_dir
 
 apply_offline_env()
 
-from indexing import RETRIEVERS, IndexStoreError, list_indexes, open_index  # noqa: E402
-from indexing.manifest import Manifest  # noqa: E402
+from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index
+from indexing.manifest import Manifest
 
 GENERATOR_CHOICES = {
-    "local": "Local model (SmolLM2-135M, CPU)",
+    "extractive": "Extractive: quote the best sentences (offline, never invents)",
+    "local": "Local LLM (SmolLM2-135M: small, may invent)",
     "openai": "OpenAI-compatible endpoint",
     "none": "None: show the best passages",
 }
@@ -37,6 +38,12 @@ class Settings:
     local_model: str
     base_url: str
     endpoint_model: str
+    path_filter: str = ""  # comma-separated globs on paths relative to the corpus folder
+
+    @property
+    def search_filter(self) -> SearchFilter | None:
+        """The sidebar's file restriction for ``search(..., filter=)``; raises ``FilterError`` if malformed."""
+        return SearchFilter.parse(self.path_filter)
 
 
 def current_index_dir() -> Path:
@@ -112,6 +119,14 @@ def sidebar() -> Settings:
         retriever = st.radio("Retriever", RETRIEVERS, index=RETRIEVERS.index("hybrid"), key="retriever",
                              horizontal=True)
         top_k = st.slider("Top k", 1, 20, 5, key="top_k")
+        path_filter = st.text_input(
+            "Restrict to files (glob)", key="path_filter", placeholder="docs/, *.md",
+            help="Comma-separated patterns on paths relative to the corpus folder: 'docs/' keeps that folder, "
+                 "'*.md' Markdown files anywhere, 'notes/2024-*' some notes. Empty searches the whole corpus.")
+        try:
+            SearchFilter.parse(path_filter)
+        except FilterError as error:
+            st.error(str(error))
         generator = st.selectbox("Answer generator", list(GENERATOR_CHOICES), key="generator",
                                  format_func=GENERATOR_CHOICES.get)
         local_model, base_url, endpoint_model = "smollm2", "", ""
@@ -122,7 +137,7 @@ def sidebar() -> Settings:
                                      key="base_url")
             endpoint_model = st.text_input("Model", os.environ.get("OPENAI_MODEL", ""), key="endpoint_model")
             st.caption("The API key is read from OPENAI_API_KEY in the server's environment.")
-    return Settings(manifest, retriever, top_k, generator, local_model, base_url, endpoint_model)
+    return Settings(manifest, retriever, top_k, generator, local_model, base_url, endpoint_model, path_filter)
 
 
 def adapted_runs(root: Path | None = None) -> list:

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from indexing.records import Hit
-from linqrag.rag import Answer, citing_sentences, highlight_span, highlighted_html
+from linqrag.rag import MODE_LABELS, Answer, citing_sentences, highlight_span, highlighted_html
 
 CHUNK_CSS = (
     "<style>.linqrag-chunk { white-space: pre-wrap; font-family: sans-serif; font-size: 0.9rem; line-height: 1.45; }"
@@ -24,22 +24,42 @@ def source_name(hit: Hit) -> str:
     return name
 
 
-def render_citations(answer: Answer, question: str) -> None:
-    """One expander per citation: file, score, and the chunk with the cited passage marked."""
+def hit_label(hit: Hit, retriever: str | None) -> str:
+    """Rank always; the score only where a reader can read it (dense cosine), not RRF or BM25 values."""
+    label = f"{source_name(hit)} · retrieved #{hit.rank}"
+    return label + (f" · similarity {hit.score:.2f}" if retriever == "dense" else "")
+
+
+def render_passage(hit: Hit, spans) -> None:
+    st.caption(f"{hit.metadata.get('source', '')} · characters {hit.metadata.get('start', 0)}-"
+               f"{hit.metadata.get('end', 0)} · chunk {hit.chunk_id}")
+    # st.html, not st.markdown: chunk text is shown as written, never re-rendered as markdown
+    st.html(f"{CHUNK_CSS}<div class='linqrag-chunk'>{highlighted_html(hit.text, spans)}</div>")
+
+
+def render_citations(answer: Answer, question: str, retriever: str | None = None) -> None:
+    """One expander per citation: file, rank, and the chunk with the cited passage marked (the exact
+    quoted sentences for an extractive answer)."""
     for citation in answer.citations:
         hit = citation.hit
         tag = " · inferred" if citation.inferred else ""
-        with st.expander(f"[{citation.number}] {source_name(hit)} · score {hit.score:.3f}{tag}"):
-            reference = " ".join(citing_sentences(answer.text, citation.number)) or question
-            span = highlight_span(hit.text, reference) or highlight_span(hit.text, question)
-            st.caption(f"{hit.metadata.get('source', '')} · characters {hit.metadata.get('start', 0)}-"
-                       f"{hit.metadata.get('end', 0)} · chunk {hit.chunk_id}")
-            # st.html, not st.markdown: chunk text is shown as written, never re-rendered as markdown
-            st.html(f"{CHUNK_CSS}<div class='linqrag-chunk'>{highlighted_html(hit.text, span)}</div>")
+        with st.expander(f"[{citation.number}] {hit_label(hit, retriever)}{tag}"):
+            if citation.spans:
+                spans = citation.spans
+            else:
+                reference = " ".join(citing_sentences(answer.text, citation.number)) or question
+                spans = highlight_span(hit.text, reference) or highlight_span(hit.text, question)
+            render_passage(hit, spans)
+    if answer.references and not answer.citations:
+        st.caption("Closest retrieved passages (none of them is cited):")
+        for hit in answer.references:
+            with st.expander(hit_label(hit, retriever)):
+                render_passage(hit, highlight_span(hit.text, question))
 
 
-def render_answer(answer: Answer, question: str) -> None:
+def render_answer(answer: Answer, question: str, retriever: str | None = None) -> None:
+    st.caption(MODE_LABELS.get(answer.mode, answer.mode))
     st.markdown(answer.text)
     for note in answer.notes:
         st.caption(note)
-    render_citations(answer, question)
+    render_citations(answer, question, retriever)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from indexing.records import Hit
 
@@ -26,8 +26,7 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 _STOP = frozenset(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
-    "where which who why will with do does did can you your i we they he she not no yes".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were", "what", "when", "where", "which", "who", "why", "will", "with", "do", "does", "did", "can", "you", "your", "i", "we", "they", "he", "she", "not", "no", "yes"]
 )
 
 
@@ -36,14 +35,24 @@ class Citation:
     number: int  # 1-based, as written in the answer
     hit: Hit
     inferred: bool = False  # attributed by overlap, not written by the model
+    spans: tuple[tuple[int, int], ...] = ()  # exact quoted ranges of hit.text (extractive answers)
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
-    generated: bool = True  # False: no generator, the text lists the best passages
+    generated: bool = True  # False: not written by a language model (quoted or listed passages)
     notes: list[str] = field(default_factory=list)
+    mode: str = "generated"  # extractive | generated | passages: what wrote the text
+    references: list[Hit] = field(default_factory=list)  # passages shown when none is cited
+
+
+MODE_LABELS = {
+    "extractive": "Extractive answer: sentences quoted from the cited passages",
+    "generated": "Written by a language model from the retrieved passages",
+    "passages": "No answer written: the best passages",
+}
 
 
 @lru_cache(maxsize=1)
@@ -126,7 +135,8 @@ def attach_citations(answer: str, hits: Sequence[Hit], min_share: float = 0.25, 
         else:
             pieces.append(sentence.rstrip())
     if not inferred:
-        return Answer(text, [], notes=["the answer cites no source and overlaps none of them"])
+        return Answer(text, [], notes=[("the answer cites no source and overlaps none of them; "
+                                        "the retrieved passages are listed below")], references=list(hits))
     return Answer(" ".join(p.strip() for p in pieces), [Citation(n, hits[n - 1], inferred=True) for n in inferred],
                   notes=["the model wrote no citations; they were attributed by word overlap"])
 
@@ -134,12 +144,13 @@ def attach_citations(answer: str, hits: Sequence[Hit], min_share: float = 0.25, 
 def passages_answer(hits: Sequence[Hit], reason: str, max_chars: int = 300) -> Answer:
     """What the page shows when no generator is available: the best passages, cited."""
     if not hits:
-        return Answer("No passage matched the question.", [], generated=False, notes=[reason])
+        return Answer("No passage matched the question.", [], generated=False, notes=[reason], mode="passages")
     lines = [f"No answer generator is available ({reason}). The best passages:"]
     for i, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())
         lines.append(f"- [{i}] {snippet[:max_chars]}{' ...' if len(snippet) > max_chars else ''}")
-    return Answer("\n".join(lines), [Citation(i, h) for i, h in enumerate(hits, 1)], generated=False, notes=[reason])
+    return Answer("\n".join(lines), [Citation(i, h) for i, h in enumerate(hits, 1)], generated=False, notes=[reason],
+                  mode="passages")
 
 
 def citing_sentences(answer: str, number: int) -> list[str]:
@@ -165,10 +176,17 @@ def highlight_span(chunk_text: str, reference: str) -> tuple[int, int] | None:
     return start, end
 
 
-def highlighted_html(chunk_text: str, span: tuple[int, int] | None) -> str:
-    """The chunk as escaped HTML with ``span`` wrapped in ``<mark>``."""
-    if span is None:
+def highlighted_html(chunk_text: str, span: tuple[int, int] | Sequence[tuple[int, int]] | None) -> str:
+    """The chunk as escaped HTML with ``span`` (one range or several) wrapped in ``<mark>``."""
+    if not span:
         return html.escape(chunk_text)
-    start, end = span
-    return (html.escape(chunk_text[:start]) + "<mark>" + html.escape(chunk_text[start:end]) + "</mark>"
-            + html.escape(chunk_text[end:]))
+    ranges = [span] if isinstance(span[0], int) else list(span)
+    out, cursor = [], 0
+    for start, end in sorted(ranges):
+        start = max(start, cursor)
+        if end <= start:
+            continue
+        out += [html.escape(chunk_text[cursor:start]), "<mark>", html.escape(chunk_text[start:end]), "</mark>"]
+        cursor = end
+    out.append(html.escape(chunk_text[cursor:]))
+    return "".join(out)

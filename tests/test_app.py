@@ -48,9 +48,28 @@ def statutes_index(tmp_path_factory, minilm, shared_data) -> Path:
     return index_dir
 
 
+def test_chat_answers_extractively_by_default(topic_index, monkeypatch):
+    at = new_app(topic_index, monkeypatch)
+    assert at.sidebar.selectbox(key="generator").value == "extractive"
+    at.chat_input[0].set_value("How does a volcano erupt?").run()
+    assert not at.exception, at.exception
+    answer = at.session_state["chat"][-1]["answer"]
+    assert answer.mode == "extractive" and "magma rises through the crust" in answer.text, answer.text
+    assert any("Extractive answer" in c for c in texts(at.caption))
+    labels = [e.label for e in at.expander]
+    assert any(label.startswith("[1] volcano.html · retrieved #") for label in labels), labels
+    assert any("<mark>A volcano erupts when magma" in h.proto.body for h in at.get("html")), "the quote is marked"
+
+    at.chat_input[0].set_value("What is the boiling point of mercury in kelvin?").run()
+    assert not at.exception, at.exception
+    answer = at.session_state["chat"][-1]["answer"]
+    assert answer.text == "I found no passage that answers this." and not answer.citations
+    assert any("Closest retrieved passages" in c for c in texts(at.caption)), "the retrieved passages stay visible"
+
+
 def test_chat_round_trip_answers_with_citations_to_real_chunks(topic_index, monkeypatch):
     at = new_app(topic_index, monkeypatch)
-    assert at.sidebar.selectbox(key="generator").value == "local"
+    at.sidebar.selectbox(key="generator").set_value("local")
     at.chat_input[0].set_value("How does a volcano erupt?").run()
     assert not at.exception, at.exception
     turn = at.session_state["chat"][-1]
@@ -86,6 +105,7 @@ def test_chat_without_a_generator_shows_the_best_passages(topic_index, monkeypat
 
 def test_missing_generator_model_falls_back_to_passages(topic_index, monkeypatch):
     at = new_app(topic_index, monkeypatch)
+    at.sidebar.selectbox(key="generator").set_value("local").run()
     at.sidebar.text_input(key="local_model").set_value(str(topic_index / "no-such-model"))
     at.chat_input[0].set_value("honey bees").run()
     assert not at.exception, at.exception

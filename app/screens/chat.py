@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import session
 from app.views import render_answer
+from linqrag.extractive import extractive_answer
 from linqrag.rag import attach_citations, build_messages, passages_answer
+
+MAX_ANSWER_TOKENS = 200
 
 
 def render(settings: session.Settings) -> None:
@@ -16,7 +21,7 @@ def render(settings: session.Settings) -> None:
     for turn in history:
         with st.chat_message(turn["role"]):
             if turn["role"] == "assistant":
-                render_answer(turn["answer"], turn["question"])
+                render_answer(turn["answer"], turn["question"], turn.get("retriever"))
             else:
                 st.markdown(turn["content"])
 
@@ -37,8 +42,11 @@ def render(settings: session.Settings) -> None:
 
     try:
         index = session.index_for(settings.manifest)
-        embedder = None if settings.retriever == "bm25" else session.embedder_for(settings.manifest)
-        result = index.retriever(settings.retriever, embedder).search(question, settings.top_k)
+        # extractive answers score sentences with the embedder, whatever the retriever
+        needs_embedder = settings.retriever != "bm25" or settings.generator == "extractive"
+        embedder = session.embedder_for(settings.manifest) if needs_embedder else None
+        result = index.retriever(settings.retriever, embedder).search(question, settings.top_k,
+                                                                      filter=settings.search_filter)
     except Exception as error:  # a missing model or a damaged index: say so, keep the page alive
         st.error(f"Search failed: {error}")
         return
@@ -50,6 +58,8 @@ def render(settings: session.Settings) -> None:
             answer = passages_answer([], "nothing was retrieved")
         elif settings.generator == "none":
             answer = passages_answer(result.hits, "none chosen in the sidebar")
+        elif settings.generator == "extractive":
+            answer = extractive_answer(question, result.hits, embedder)
         else:
             try:
                 from linqrag.generation import GenerationConfig, GeneratorUnavailable
@@ -61,17 +71,22 @@ def render(settings: session.Settings) -> None:
                     for t in history
                 ])
                 placeholder, text = st.empty(), ""
-                for piece in generator.stream(messages, GenerationConfig(max_new_tokens=200, repetition_penalty=1.1)):
+                for piece in generator.stream(messages, GenerationConfig(max_new_tokens=MAX_ANSWER_TOKENS, repetition_penalty=1.1)):
                     text += piece
                     placeholder.markdown(text + " ▌")
                 placeholder.empty()
                 answer = attach_citations(text, result.hits)
+                notes = [f"written by {generator!r}"]
+                counted = getattr(generator, "count_tokens", None)
+                if counted and counted(text) >= MAX_ANSWER_TOKENS - 2:
+                    notes.append(f"the answer reached the {MAX_ANSWER_TOKENS}-token limit and was cut off")
+                answer = replace(answer, notes=notes + answer.notes)
             except GeneratorUnavailable as error:
                 answer = passages_answer(result.hits, str(error))
             except Exception as error:  # an endpoint that fails mid-answer: fall back to the passages
                 answer = passages_answer(result.hits, f"the generator failed: {error}")
-        render_answer(answer, question)
+        render_answer(answer, question, settings.retriever)
         st.caption(f"{settings.retriever} retrieval: {len(result.hits)} chunks in {result.seconds * 1000:.0f} ms")
 
     history.append({"role": "user", "content": question})
-    history.append({"role": "assistant", "answer": answer, "question": question})
+    history.append({"role": "assistant", "answer": answer, "question": question, "retriever": settings.retriever})

@@ -9,6 +9,7 @@ import streamlit as st
 from app import session
 from app.views import source_name
 from eval.metrics import ndcg_at_k, recall_at_k
+from indexing import FilterError
 
 DEPTH = 100  # hits per retriever behind the metrics; the columns show the first SHOW
 SHOW = 10
@@ -53,9 +54,14 @@ def render(settings: session.Settings) -> None:
             qid, query = picked, judged[picked]
     typed = st.text_input("Query", value=query, key=f"compare_query_{qid}")
     query = typed.strip()
+    try:
+        restriction = settings.search_filter
+    except FilterError as error:  # the sidebar shows it too; search nothing rather than everything
+        st.error(f"Restrict to files: {error}")
+        restriction, query = None, ""
 
     if query:
-        results = {kind: r.search(query, DEPTH) for kind, r in retrievers.items()}
+        results = {kind: r.search(query, DEPTH, filter=restriction) for kind, r in retrievers.items()}
         shown = {kind: res.hits[:SHOW] for kind, res in results.items()}
         holders: dict[str, set[str]] = {}
         for kind, hits in shown.items():
@@ -93,6 +99,9 @@ def render(settings: session.Settings) -> None:
     if judged:
         st.divider()
         st.subheader("Batch: the whole query set")
+        if restriction:
+            st.caption(f"The batch searches the whole corpus; the restriction ({restriction.describe()}) "
+                       "applies to the query above.")
         n = st.number_input("Queries to run", 1, len(judged), min(len(judged), 50), key="batch_n")
         if st.button("Run the query set", key="batch_run"):
             from eval.runs import score_run

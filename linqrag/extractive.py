@@ -1,0 +1,242 @@
+"""Extractive answers: the retrieved passages' own sentences that best answer the question, cited.
+
+The offline default author of answers. A 135M generator invents names and facts; quoting cannot:
+every sentence of an extractive answer is a verbatim span of a cited chunk (offsets kept, so the
+page highlights exactly what was quoted). Spans are scored by the embedder (question vs sentence)
+and by the question's rare words found in the sentence; when the best span scores below a
+calibrated threshold the answer is a plain "not found" instead of a weak guess.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from indexing.records import Hit
+from linqrag.rag import Answer, Citation, content_words
+
+NOT_FOUND = "I found no passage that answers this."
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_RULE = re.compile(r"^\s*([=\-~^*#+`:_.|])\1{2,}\s*$")  # rST underlines, markdown rules
+_TABLE = re.compile(r"^\s*\|")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
+_COMMENTED = re.compile(r"^\s*[^\s#].*\S\s+#\s+\w")
+_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_SENTENCE_END = re.compile(r"[.!?][)\]\"'`*]*\s+(?=[\"'`(\[*]*[A-Z0-9])")
+_ABBREVIATIONS = frozenset(["e.g", "i.e", "etc", "vs", "cf", "al", "fig", "approx", "no", "mr", "dr", "st"])
+
+
+@dataclass(frozen=True)
+class ExtractiveConfig:
+    """How many sentences an answer quotes and when it says nothing was found."""
+
+    max_sentences: int = 3
+    min_score: float = 0.42  #: best span below this: "not found" (calibrated on the demo questions, bench/answers.py)
+    relative_keep: float = 0.85  #: further spans join when they score at least this share of the best
+    lexical_weight: float = 0.5  #: share of the score from the question's (idf-weighted) words
+    min_content_words: int = 3  #: shorter spans (headings, fragments) are never quoted alone
+    max_span_chars: int = 500
+    duplicate_jaccard: float = 0.6  #: content-word Jaccard at which a span repeats one already quoted
+
+
+@dataclass(frozen=True)
+class Span:
+    """A quotable piece of a hit: ``hit`` is the 0-based hit index, offsets are into ``hit.text``."""
+
+    hit: int
+    start: int
+    end: int
+    text: str  # whitespace collapsed, as quoted
+    score: float = 0.0
+    semantic: float = 0.0
+    lexical: float = 0.0
+    title: str = ""  # the document's title: embedded with the span, as chunks are indexed
+
+    @property
+    def context(self) -> str:
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+def _paragraphs(text: str) -> list[tuple[int, int]]:
+    """Character ranges of prose paragraphs: code blocks, tables, headings and rules left out.
+
+    Lines are grouped until a blank line or a new list item; fenced code, rST literal blocks
+    (an indented block after a paragraph ending in ``::``), table rows, headings and underline
+    rules never become quotable text.
+    """
+    out: list[tuple[int, int]] = []
+    start = end = None
+    lines_in_paragraph = 0
+    in_fence = False
+    literal_indent: int | None = None
+    previous_ended_literal = False
+    offset = 0
+
+    def close(heading: bool = False) -> None:
+        nonlocal start, end, lines_in_paragraph
+        if start is not None and not heading:
+            out.append((start, end))
+        start = end = None
+        lines_in_paragraph = 0
+
+    for line in text.splitlines(keepends=True):
+        line_start, offset = offset, offset + len(line)
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if _FENCE.match(line):
+            close()
+            in_fence = not in_fence
+            continue
+        if in_fence:  # code is never quoted, except a command with its own comment ("make test  # ...")
+            if _COMMENTED.match(line):
+                close()
+                out.append((line_start + indent, line_start + len(line.rstrip())))
+            continue
+        if literal_indent is not None:
+            if not stripped or indent > literal_indent:
+                continue
+            literal_indent = None
+        if not stripped:
+            if start is not None:
+                previous_ended_literal = text[start:end].rstrip().endswith("::")
+            close()
+            if previous_ended_literal:
+                literal_indent = _last_indent(text, line_start)
+                previous_ended_literal = False
+            continue
+        if _RULE.match(line):  # an rST underline makes the one line above it a heading
+            close(heading=lines_in_paragraph == 1)
+            continue
+        if _TABLE.match(line) or _HEADING.match(line) or stripped.startswith(">>>"):
+            close()
+            continue
+        if _ITEM.match(line):
+            close()
+        if start is None:
+            start = line_start + indent
+        end = line_start + len(line.rstrip())
+        lines_in_paragraph += 1
+    close()
+    return out
+
+
+def _last_indent(text: str, before: int) -> int:
+    """Indent of the last non-blank line before ``before`` (the line that opened a literal block)."""
+    lines = [line for line in text[:before].splitlines() if line.strip()]
+    return len(lines[-1]) - len(lines[-1].lstrip()) if lines else 0
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence ranges of ``text``'s prose paragraphs (offsets into ``text``)."""
+    spans: list[tuple[int, int]] = []
+    for p_start, p_end in _paragraphs(text):
+        paragraph = text[p_start:p_end]
+        cursor = 0
+        for match in _SENTENCE_END.finditer(paragraph):
+            cut = match.start() + 1
+            word = re.findall(r"[A-Za-z.]+$", paragraph[cursor:cut - 1])
+            if word and word[0].strip(".").lower() in _ABBREVIATIONS:
+                continue
+            end = match.end() - (len(match.group(0)) - len(match.group(0).rstrip()))
+            spans.append((p_start + cursor, p_start + end))
+            cursor = match.end()
+        if cursor < len(paragraph):
+            spans.append((p_start + cursor, p_end))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _clean(text: str) -> str:
+    text = _ITEM.sub("", text, count=1)
+    return " ".join(text.split())
+
+
+def candidate_spans(hits: Sequence[Hit], config: ExtractiveConfig) -> list[Span]:
+    spans = []
+    for i, hit in enumerate(hits):
+        for start, end in sentence_spans(hit.text):
+            quoted = _clean(hit.text[start:end])
+            if len(quoted) > config.max_span_chars or len(content_words(quoted)) < config.min_content_words:
+                continue
+            spans.append(Span(i, start, end, quoted, title=str(hit.metadata.get("title") or "")))
+    return spans
+
+
+def lexical_scores(question: str, texts: Sequence[str]) -> np.ndarray:
+    """Share of the question's content words each text holds, weighted by idf over the candidates,
+    so a rare name in the question counts more than a word every span has."""
+    asked = content_words(question)
+    if not asked or not texts:
+        return np.zeros(len(texts), dtype=np.float32)
+    bags = [content_words(t) for t in texts]
+    n = len(bags)
+    weight = {w: math.log(1 + (n + 1) / (1 + sum(w in bag for bag in bags))) for w in asked}
+    total = sum(weight.values())
+    return np.array([sum(weight[w] for w in asked if w in bag) / total for bag in bags], dtype=np.float32)
+
+
+def score_spans(question: str, spans: Sequence[Span], embedder, config: ExtractiveConfig) -> list[Span]:
+    """Each span scored ``(1 - w) * cosine + w * lexical``; without an embedder, lexical only."""
+    if not spans:
+        return []
+    lexical = lexical_scores(question, [s.text for s in spans])
+    if embedder is None:
+        semantic = lexical
+    else:
+        q = embedder.encode_queries([question])[0]
+        semantic = embedder.encode_documents([s.context for s in spans]) @ q
+    w = config.lexical_weight
+    scores = (1 - w) * semantic + w * lexical
+    return [replace(s, score=float(v), semantic=float(c), lexical=float(x))
+            for s, v, c, x in zip(spans, scores, semantic, lexical)]
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def select_spans(scored: Sequence[Span], config: ExtractiveConfig) -> list[Span]:
+    """The best span, then near-best ones that say something new; empty when the best is too weak."""
+    ranked = sorted(scored, key=lambda s: (-s.score, s.hit, s.start))
+    if not ranked or ranked[0].score < config.min_score:
+        return []
+    chosen: list[Span] = []
+    for span in ranked:
+        if len(chosen) == config.max_sentences or span.score < config.relative_keep * ranked[0].score:
+            break
+        words = content_words(span.text)
+        if any(_jaccard(words, content_words(c.text)) >= config.duplicate_jaccard for c in chosen):
+            continue
+        chosen.append(span)
+    return chosen
+
+
+def compose(chosen: Sequence[Span], hits: Sequence[Hit]) -> Answer:
+    """Quoted spans grouped by source (best source first), in document order inside a source."""
+    order: list[int] = list(dict.fromkeys(s.hit for s in chosen))
+    numbers = {hit: n for n, hit in enumerate(order, 1)}
+    pieces, citations = [], []
+    for hit in order:
+        own = sorted((s for s in chosen if s.hit == hit), key=lambda s: s.start)
+        pieces.extend(f"{s.text} [{numbers[hit]}]" for s in own)
+        citations.append(Citation(numbers[hit], hits[hit], spans=tuple((s.start, s.end) for s in own)))
+    return Answer(" ".join(pieces), citations, generated=False, mode="extractive")
+
+
+def extractive_answer(question: str, hits: Sequence[Hit], embedder=None,
+                      config: ExtractiveConfig | None = None) -> Answer:
+    """An answer quoted from ``hits``, or :data:`NOT_FOUND` with the closest passages as references."""
+    config = config or ExtractiveConfig()
+    scored = score_spans(question, candidate_spans(hits, config), embedder, config)
+    chosen = select_spans(scored, config)
+    if chosen:
+        return compose(chosen, hits)
+    best = max((s.score for s in scored), default=0.0)
+    return Answer(NOT_FOUND, [], generated=False, mode="extractive",
+                  notes=[(f"no sentence of the {len(hits)} retrieved passages scored above {config.min_score:.2f} "
+                          f"(best {best:.2f}); the closest passages are listed below")],
+                  references=list(hits))
