@@ -7,4 +7,12 @@ from pathlib import Path
 
 MAIN = Path(__file__).with_name("main.py")
 
-__all__ = ["MAIN"]
+#: The Streamlit options every launcher passes (``python -m app serve``, ``app.browser.serve``):
+#: headless, no usage statistics, and the viewer toolbar (no Deploy, Rerun or Clear cache items).
+#: ``.streamlit/config.toml`` sets the same for a plain ``streamlit run app/main.py`` in the checkout.
+STREAMLIT_FLAGS = (
+    "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
+)
+
+__all__ = ["MAIN", "STREAMLIT_FLAGS"]

@@ -12,18 +12,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app import STREAMLIT_FLAGS
 from linqrag.settings import apply_offline_env, index_dir
 
 
 def build_demo(embedder_name: str, directory: Path) -> None:
     """Index the built-in demo corpus; a second run re-embeds nothing."""
-    from corpora import demo_corpus_dir
+    from corpora import DEMO_CORPUS_NAME, demo_corpus_dir
     from embedder import load_embedder
     from indexing import build_index
 
     embedder = load_embedder(embedder_name)
     print(f"embedder: {embedder.name} on {embedder.device}")
-    report = build_index(demo_corpus_dir(), embedder, directory, name="linqrag-docs")
+    report = build_index(demo_corpus_dir(), embedder, directory, name=DEMO_CORPUS_NAME)
     print(f"demo index: {report.documents} documents, {report.total} chunks in {directory} ({report.seconds:.1f}s)")
     print(report.summary())
 
@@ -34,8 +35,7 @@ def serve(args: argparse.Namespace) -> int:
     env = dict(os.environ, LINQRAG_INDEX_DIR=str(args.index_dir.resolve()))
     command = [
         sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("main.py")),
-        "--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        "--server.address", args.host, "--server.port", str(args.port), *STREAMLIT_FLAGS,
     ]
     print(f"linqrag app: http://{args.host}:{args.port}  (Ctrl+C stops it)", flush=True)
     try:

@@ -14,10 +14,10 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from app import MAIN
+from app import MAIN, STREAMLIT_FLAGS
 
 
 def find_chromium() -> str | None:
@@ -43,13 +43,13 @@ def serve(index_dir: Path, port: int | None = None, log_path: Path | None = None
     """Run ``streamlit run app/main.py`` on loopback for ``index_dir``; yields the URL."""
     port = port or free_port()
     env = dict(os.environ, LINQRAG_INDEX_DIR=str(index_dir), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--global.developmentMode", "false", "--server.fileWatcherType", "none"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    # the child holds its own copy of the log's descriptor, so ours is closed once it has started
+    with open(log_path, "wb") if log_path else nullcontext(subprocess.DEVNULL) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
+             "--server.port", str(port), *STREAMLIT_FLAGS, "--server.fileWatcherType", "none"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -72,8 +72,6 @@ def serve(index_dir: Path, port: int | None = None, log_path: Path | None = None
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-        if log_path:
-            log.close()
 
 
 @contextmanager

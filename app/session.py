@@ -6,6 +6,7 @@ Models and indexes are loaded once per process (``st.cache_resource``); the choi
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,13 @@ from linqrag.settings import apply_offline_env, index_dir, runs_dir
 
 apply_offline_env()
 
+from corpora import DEMO_CORPUS_NAME
 from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index
 from indexing.manifest import Manifest
+
+#: In the index directory: the corpus and embedder last chosen in the sidebar, which a new browser
+#: session opens on (``{"corpus", "embedder", "signature"}``).
+LAST_USED_FILE = "app-last-used.json"
 
 GENERATOR_CHOICES = {
     "extractive": "Extractive: quote the best sentences (offline, never invents)",
@@ -67,6 +73,50 @@ def available_indexes() -> tuple[list[Manifest], str | None]:
     return sorted(manifests, key=lambda m: -m.built_at), None
 
 
+def read_last_used() -> dict | None:
+    """The sidebar's last choice in this index directory, or ``None`` (none yet, unreadable)."""
+    try:
+        data = json.loads((current_index_dir() / LAST_USED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remember_choice(manifest: Manifest) -> None:
+    """Record ``manifest`` as the last choice, for the next browser session; a read-only index
+    directory just forgets it."""
+    path = current_index_dir() / LAST_USED_FILE
+    record = {"corpus": manifest.corpus, "embedder": embedder_label(manifest), "signature": manifest.signature}
+    try:
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:
+        pass
+
+
+def opening_index(manifests: list[Manifest]) -> tuple[Manifest, str]:
+    """The index a new browser session opens on, and why: the last one chosen here, else the demo,
+    else the newest (``manifests`` newest first)."""
+    last = read_last_used()
+    if last:
+        same_corpus = [m for m in manifests if m.corpus == last.get("corpus")]
+        for manifest in same_corpus:
+            if manifest.signature == last.get("signature"):
+                return manifest, "last used"
+        for manifest in same_corpus:
+            if embedder_label(manifest) == last.get("embedder"):
+                return manifest, "last used"
+    demo = [m for m in manifests if m.corpus == DEMO_CORPUS_NAME]
+    if demo:
+        return demo[0], "the demo"
+    return manifests[0], "newest"
+
+
+def _mark_chosen() -> None:
+    st.session_state["choice_made"] = True
+
+
 @st.cache_resource(show_spinner="Loading the embedder ...")
 def cached_embedder(name: str, adapter: str | None, max_length: int | None):
     from embedder import load_embedder
@@ -81,7 +131,9 @@ def embedder_for(manifest: Manifest):
 @st.cache_resource(show_spinner="Opening the index ...")
 def cached_index(directory: str, corpus: str, signature: str, built_at: float):
     # built_at is part of the key: a rebuilt index is reopened, not served stale
-    return open_index(directory, corpus=corpus, signature=signature)
+    index = open_index(directory, corpus=corpus, signature=signature)
+    index.warm_up()  # Chroma reads the HNSW segment now, not during the first search (~0.3 s at 10k chunks)
+    return index
 
 
 def index_for(manifest: Manifest):
@@ -103,17 +155,29 @@ def sidebar() -> Settings:
         manifest = None
         if manifests:
             corpora = list(dict.fromkeys(m.corpus for m in manifests))
-            corpus = st.selectbox("Corpus", corpora, key="corpus")
+            if st.session_state.get("corpus") not in corpora:  # a new browser session (or its corpus is gone)
+                first, why = opening_index(manifests)
+                st.session_state["corpus"] = first.corpus
+                st.session_state["embedder_label"] = embedder_label(first)
+                st.session_state["opened"] = (first.corpus, embedder_label(first), why)
+            corpus = st.selectbox("Corpus", corpora, key="corpus", on_change=_mark_chosen)
             choices = [m for m in manifests if m.corpus == corpus]
             labels = [embedder_label(m) for m in choices]
             wanted = st.session_state.pop("preferred_embedder", None)
             if wanted in labels:  # set by the Models page; applied before the widget exists
                 st.session_state["embedder_label"] = wanted
+                st.session_state["choice_made"] = True
             elif st.session_state.get("embedder_label") not in labels:
                 st.session_state.pop("embedder_label", None)
-            label = st.selectbox("Embedder", labels, key="embedder_label")
+            label = st.selectbox("Embedder", labels, key="embedder_label", on_change=_mark_chosen)
             manifest = choices[labels.index(label)]
-            st.caption(f"{manifest.chunk_count} chunks from {len(manifest.files)} documents")
+            if st.session_state.pop("choice_made", False):
+                remember_choice(manifest)
+            caption = f"{manifest.chunk_count} chunks from {len(manifest.files)} documents"
+            opened = st.session_state.get("opened")
+            if opened and opened[:2] == (corpus, label):
+                caption = f"opened: {corpus} · {label} ({opened[2]}) · {caption}"
+            st.caption(caption)
         else:
             st.info(f"No index yet ({reason}). Build one on the Index page.")
         retriever = st.radio("Retriever", RETRIEVERS, index=RETRIEVERS.index("hybrid"), key="retriever",

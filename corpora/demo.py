@@ -9,6 +9,8 @@ from pathlib import Path
 from linqrag.settings import cache_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The corpus name of the demo index (``python -m app serve``, the Index page); the app opens on it first.
+DEMO_CORPUS_NAME = "linqrag-docs"
 PACKAGES = ("linqrag", "embedder", "corpora", "indexing", "finetune", "eval", "app")
 
 

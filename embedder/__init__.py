@@ -10,7 +10,7 @@
 from embedder.loading import adapter_base, load_embedder, nf4_config
 from embedder.model import Embedder, LoadedFrom, TransformerEmbedder
 from embedder.pooling import last_token_pool, mean_pool, pool
-from embedder.presets import PRESETS, pick_auto
+from embedder.presets import PRESETS, pick_auto, unavailable_reason
 from embedder.prompts import DEFAULT_INSTRUCTION, format_query
 from embedder.sources import ModelNotFoundError
 from embedder.spec import EmbedderSpec, decoder_spec
@@ -33,6 +33,7 @@ __all__ = [
     "nf4_config",
     "pick_auto",
     "pool",
+    "unavailable_reason",
 ]
 
 

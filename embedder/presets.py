@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 
 from embedder.prompts import PROMPT_EOL_QUERY_TEMPLATE, PROMPT_EOL_TEMPLATE
 from embedder.spec import EmbedderSpec, decoder_spec
@@ -20,7 +22,7 @@ PRESETS: dict[str, EmbedderSpec] = {
         licence="CC-BY-NC-4.0 (non-commercial research use only)",
         how_to_get=(
             "Download it while online: `huggingface-cli download Linq-AI-Research/Linq-Embed-Mistral` "
-            "(about 14 GB; licence CC-BY-NC-4.0, research use only), then run with LINQRAG_ONLINE=1 "
+            "(about 14 GB), then run with LINQRAG_ONLINE=1 "
             "or pass the local directory as the embedder name."
         ),
     ),
@@ -77,6 +79,39 @@ def pick_auto() -> str:
     reason = f"CUDA GPU with {gib:.0f} GiB" if gib else "no CUDA GPU"
     log.warning("embedder 'auto' picked %r (%s)", choice, reason)
     return choice
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why the preset ``name`` cannot run on this machine, or ``None`` when it can.
+
+    The 7B decoders (``quantize_on_cuda``) run in 4-bit NF4 on a CUDA GPU of at least
+    ``AUTO_LINQ_MIN_GPU_GIB``; on a CPU they would need about 28 GB in fp32. Package presets need their
+    package; hub presets need their weights in the Hugging Face cache unless the hub is online.
+    """
+    spec = PRESETS[name]
+    if spec.quantize_on_cuda:
+        gib = gpu_memory_gib()
+        if gib < AUTO_LINQ_MIN_GPU_GIB:
+            found = f"this GPU has {gib:.0f} GiB" if gib else "there is none here"
+            return (f"needs a CUDA GPU with {AUTO_LINQ_MIN_GPU_GIB:.0f} GiB or more for 4-bit NF4 "
+                    f"({found}); the weights are about 14 GB")
+    if spec.source.startswith("package:"):
+        package = spec.source.removeprefix("package:")
+        if importlib.util.find_spec(package) is None:
+            return f"the package {package!r} is not installed: {spec.how_to_get}"
+    elif _hub_offline() and not _in_hub_cache(spec.source, spec.revision):
+        return f"its weights are not on this machine. {spec.how_to_get}"
+    return None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+
+
+def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
 
 
 def get_preset(name: str) -> EmbedderSpec | None:

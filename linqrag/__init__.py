@@ -3,4 +3,4 @@
 from linqrag.settings import apply_offline_env, cache_dir, data_dir
 
 __version__ = "0.1.0"
-__all__ = ["apply_offline_env", "cache_dir", "data_dir", "__version__"]
+__all__ = ["__version__", "apply_offline_env", "cache_dir", "data_dir"]

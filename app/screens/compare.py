@@ -8,12 +8,43 @@ import streamlit as st
 
 from app import session
 from app.views import source_name
+from corpora import DEMO_CORPUS_NAME
 from eval.metrics import ndcg_at_k, recall_at_k
 from indexing import FilterError
+from linqrag.rag import highlight_span
 
 DEPTH = 100  # hits per retriever behind the metrics; the columns show the first SHOW
 SHOW = 10
 MARKS = {"dense": "D", "bm25": "B", "hybrid": "H"}
+SNIPPET = 320  # characters of chunk text per row
+TABLE_ORDER = ("rank", "text", "document", "shared", "relevant", "score")
+TABLE_CONFIG = {
+    "text": st.column_config.TextColumn("text", width="large",
+                                        help="the chunk around its sentence closest to the query, marked «like this»"),
+    "document": st.column_config.TextColumn("document", width="small"),
+}
+
+
+def snippet(text: str, query: str, size: int = SNIPPET) -> str:
+    """About ``size`` characters of ``text`` around its sentence closest to ``query``, that sentence
+    between « and », whitespace collapsed; the start of the chunk when no sentence shares a word."""
+    span = highlight_span(text, query)
+    if span is None:
+        flat = " ".join(text.split())
+        return flat if len(flat) <= size else flat[:size].rsplit(" ", 1)[0] + " …"
+    start, end = span
+    before, marked, after = (" ".join(part.split()) for part in (text[:start], text[start:end], text[end:]))
+    if len(marked) > size:
+        marked = marked[:size].rsplit(" ", 1)[0] + " …"
+    room = max(size - len(marked), 0)
+    lead = before[-min(len(before), room // 3):] if before and room else ""
+    if lead and len(lead) < len(before):
+        lead = "… " + lead.split(" ", 1)[-1]
+    tail_room = max(room - len(lead), 0)
+    tail = after[:tail_room] if after else ""
+    if tail and len(tail) < len(after):
+        tail = tail.rsplit(" ", 1)[0] + " …"
+    return " ".join(p for p in (lead, f"«{marked}»", tail) if p)
 
 
 @st.cache_resource(show_spinner="Reading the relevance judgements ...")
@@ -30,13 +61,11 @@ def render(settings: session.Settings) -> None:
         return
 
     manifest = settings.manifest
-
-
     try:
         dataset = judgements(manifest.corpus_path)
         index = session.index_for(manifest)
         embedder = session.embedder_for(manifest)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a missing model, a damaged index or store: say so, keep the page alive
         st.error(f"Cannot open this index: {error}")
         return
 
@@ -52,7 +81,7 @@ def render(settings: session.Settings) -> None:
                               format_func=lambda i: i if i == "(type your own)" else f"{i}: {judged[i][:90]}")
         if picked != "(type your own)":
             qid, query = picked, judged[picked]
-    typed = st.text_input("Query", value=query, key=f"compare_query_{qid}")
+    typed = st.text_input("Query", value=query, key=f"compare_query_{qid}", placeholder="a question or keywords")
     query = typed.strip()
     try:
         restriction = settings.search_filter
@@ -60,6 +89,12 @@ def render(settings: session.Settings) -> None:
         st.error(f"Restrict to files: {error}")
         restriction, query = None, ""
 
+    if not query and not typed.strip():
+        examples = ("e.g. *how are dense and BM25 rankings fused?*" if manifest.corpus == DEMO_CORPUS_NAME
+                    else "a question or a few keywords about these documents")
+        pick = " or pick a judged query above to score each list against its relevance judgements" if judged else ""
+        st.info(f"Type a query above ({examples}){pick}. The three retrievers' top {SHOW} hits then appear "
+                "side by side, with latency and the hits they share.")
     if query:
         results = {kind: r.search(query, DEPTH, filter=restriction) for kind, r in retrievers.items()}
         shown = {kind: res.hits[:SHOW] for kind, res in results.items()}
@@ -89,10 +124,10 @@ def render(settings: session.Settings) -> None:
                         "rank": hit.rank, "score": round(hit.score, 4), "document": source_name(hit),
                         "shared": "".join(MARKS[k] for k in ("dense", "bm25", "hybrid") if k in holders[hit.chunk_id]),
                         **({"relevant": relevant} if qid else {}),
-                        "text": " ".join(hit.text.split())[:160],
+                        "text": snippet(hit.text, query),
                     })
                 if rows:
-                    st.dataframe(rows, hide_index=True)
+                    st.dataframe(rows, hide_index=True, column_order=[c for c in TABLE_ORDER if c in rows[0]], column_config=TABLE_CONFIG)
                 else:
                     st.info("no hits")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import session
+from embedder import PRESETS, unavailable_reason
 from linqrag.settings import cache_dir
 
 
@@ -18,6 +19,7 @@ def render(settings: session.Settings) -> None:
     source = st.radio("Documents", ["A folder on this machine", "Upload files", "The built-in demo corpus"],
                       key="index_source", horizontal=True)
     folder: Path | None = None
+    corpus_name: str | None = None  # None: the folder's name
     if source == "A folder on this machine":
         typed = st.text_input("Folder (txt, md, html, pdf, BEIR jsonl, or a BEIR dataset folder)", key="index_folder")
         folder = Path(typed).expanduser() if typed.strip() else None
@@ -33,9 +35,9 @@ def render(settings: session.Settings) -> None:
                 (folder / Path(upload.name).name).write_bytes(upload.getvalue())
             st.caption(f"{len(files)} file(s) saved to `{folder}`")
     else:
-        from corpora import demo_corpus_dir
+        from corpora import DEMO_CORPUS_NAME, demo_corpus_dir
 
-        folder = demo_corpus_dir()
+        folder, corpus_name = demo_corpus_dir(), DEMO_CORPUS_NAME
 
     runs = session.adapted_runs()
     labels_by_option = {r.best_checkpoint: r.label for r in runs}
@@ -43,9 +45,16 @@ def render(settings: session.Settings) -> None:
     preferred = st.session_state.pop("build_embedder_choice", None)
     if preferred in options:  # chosen on the Models page
         st.session_state["index_embedder"] = preferred
+    reasons = {name: unavailable_reason(name) for name in PRESETS}
+    reasons.update({r.best_checkpoint: reasons.get(r.base) for r in runs})
+    reasons["auto"] = None  # auto picks what runs here
     embedder_name = st.selectbox("Embedder", options, key="index_embedder",
-                                 format_func=lambda o: labels_by_option.get(o, o),
+                                 format_func=lambda o: labels_by_option.get(o, o) + ("" if reasons.get(o) is None
+                                                                                     else " (cannot run here)"),
                                  help="a preset, or a fine-tuned checkpoint from `python -m finetune.domain`")
+    if reasons.get(embedder_name):
+        st.warning(f"{labels_by_option.get(embedder_name, embedder_name)} cannot run on this machine: "
+                   f"{reasons[embedder_name].rstrip('.')}.")
 
     if st.button("Build index", type="primary", key="build"):
         if folder is None:
@@ -66,7 +75,8 @@ def render(settings: session.Settings) -> None:
                 def progress(stage: str, done: int, total: int) -> None:
                     bar.progress(min(done / total, 1.0) if total else 1.0, text=f"{stage}: {done}/{total}")
 
-                report = build_index(folder, embedder, session.current_index_dir(), show_progress=False, progress=progress)
+                report = build_index(folder, embedder, session.current_index_dir(), name=corpus_name,
+                                     show_progress=False, progress=progress)
             except (ModelNotFoundError, CorpusError, IndexStoreError, OSError, ValueError) as error:
                 bar.empty()
                 st.error(str(error))
