@@ -41,6 +41,7 @@ class ExtractiveConfig:
     lexical_weight: float = 0.5  #: share of the score from the question's (idf-weighted) words
     min_content_words: int = 3  #: shorter spans (headings, fragments) are never quoted alone
     max_span_chars: int = 500
+    max_embedded: int = 48  #: spans embedded per answer (the rest are dropped by lexical score first)
     duplicate_jaccard: float = 0.6  #: content-word Jaccard at which a span repeats one already quoted
 
 
@@ -150,8 +151,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
+_FOOTNOTE = re.compile(r"\s?\[(?:\d{1,3}|#\w*)\]_?")
+
+
 def _clean(text: str) -> str:
-    text = _ITEM.sub("", text, count=1)
+    """The span as quoted: whitespace collapsed, the list bullet and the source's own footnote markers
+    (rST ``[3]_``, ``[1]``) dropped, so they cannot pass for the answer's citations."""
+    text = _FOOTNOTE.sub("", _ITEM.sub("", text, count=1))
     return " ".join(text.split())
 
 
@@ -180,10 +186,17 @@ def lexical_scores(question: str, texts: Sequence[str]) -> np.ndarray:
 
 
 def score_spans(question: str, spans: Sequence[Span], embedder, config: ExtractiveConfig) -> list[Span]:
-    """Each span scored ``(1 - w) * cosine + w * lexical``; without an embedder, lexical only."""
+    """Each span scored ``(1 - w) * cosine + w * lexical``; without an embedder, lexical only.
+
+    Only the ``max_embedded`` spans with the most question words (ties: the better-ranked hit) are
+    embedded: five 512-token chunks hold ~100 sentences, and a span sharing no word with the
+    question rarely wins."""
     if not spans:
         return []
     lexical = lexical_scores(question, [s.text for s in spans])
+    if len(spans) > config.max_embedded:
+        keep = sorted(np.argsort(-lexical, kind="stable")[:config.max_embedded])
+        spans, lexical = [spans[i] for i in keep], lexical[keep]
     if embedder is None:
         semantic = lexical
     else:
