@@ -255,10 +255,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     names = args.corpora.split(",")
     questions = [q for q in load_questions() if q.corpus in names]
+    every_question = questions  # the PEP sample depends on the whole set, never on --limit
     if args.limit:
         questions = [q for name in names for q in [q for q in questions if q.corpus == name][:args.limit]]
     embedder = load_embedder("minilm")
-    indexes = build_indexes(names, embedder, questions, args.peps)
+    indexes = build_indexes(names, embedder, every_question, args.peps)
     questions = [q for q in questions if q.corpus in indexes]
 
     t0 = time.perf_counter()
