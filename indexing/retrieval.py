@@ -1,8 +1,24 @@
-"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over one built index."""
+"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over one built index.
+
+Query latency (``bench/index.py``; SciFact's 9,911 chunks, one core): a dense search is the query's
+forward pass (~20 ms for a 20-token query through MiniLM on a quiet core), the HNSW search (~2-3 ms)
+and little else; BM25 is ~1 ms; chunk text and metadata come from the records held in memory. What
+made searches slow was around that: the first search of a process, where Chroma reads the HNSW
+segment from disk and torch sets up its kernels (~0.4-0.9 s); a Chroma ``count()`` (a SQLite query,
+2-8 ms) before every search; the same query encoded twice when the app's Compare page runs dense
+and then hybrid; and torch's intra-op threads on a box whose other core is busy (see
+:data:`QUERY_THREADS`). So ``Index.warm_up`` does the loading when the index is opened, the store
+asks Chroma for ids and distances only, an index remembers the vectors of recent queries, and a
+query is encoded on :data:`QUERY_THREADS` threads.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +36,37 @@ RRF_K = 60
 #: Resolved filters an opened index remembers (the app asks the same few again and again; each holds
 #: a float32 mask over all chunks).
 SELECTIONS_KEPT = 8
+#: Query vectors an opened index remembers (384 floats each for MiniLM).
+QUERY_VECTORS_KEPT = 256
+#: Torch intra-op threads for encoding one query (``LINQRAG_QUERY_THREADS``, default 1). A batch-1
+#: forward is ~100 small ops (a few dozen rows each): splitting them over threads gains little even
+#: on idle cores, and when another process holds a core each op waits at a barrier for the thread
+#: that is not scheduled. The synthetic 50k run in bench/RESULTS.md (torch's default of 2 threads,
+#: both cores shared with other jobs) had dense p50 83 ms and p95 994 ms; pinned to one core, 1 and
+#: 2 threads time the same (bench/index.py, old vs old-1t). Document encoding keeps the process's count.
+QUERY_THREADS = max(1, int(os.environ.get("LINQRAG_QUERY_THREADS") or 1))
+#: Held while a query is encoded (and its vector remembered); re-entrant.
+_QUERY_LOCK = threading.RLock()
+
+
+@contextmanager
+def query_threads(n: int | None = None):
+    """Run the body (one query's forward pass) on ``n`` torch threads (:data:`QUERY_THREADS`), then
+    restore the process's count. ``torch.set_num_threads`` is process-wide and costs microseconds;
+    the lock keeps two searches in two threads (Streamlit sessions) from restoring each other's
+    count, and serialises their forwards, which on two cores run no faster side by side."""
+    import torch
+
+    n = n or QUERY_THREADS
+    with _QUERY_LOCK:
+        before = torch.get_num_threads()
+        if before != n:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if before != n:
+                torch.set_num_threads(before)
 
 
 class Retriever(Protocol):
@@ -70,6 +117,45 @@ class Index:
     store: VectorStore
     bm25: BM25Index
     _selections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _vectors: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
+
+    def query_vector(self, embedder, query: str, instruction: str | None = None) -> np.ndarray:
+        """The (read-only) query vector, from the last :data:`QUERY_VECTORS_KEPT` queries when seen.
+
+        Keyed by embedder signature, instruction and text: one signature means the same vectors
+        (that is what a signature is for). An embedder whose weights change in place under the
+        same signature (a training loop) must call :meth:`forget_query_vectors` between steps.
+        """
+        key = (embedder.signature, instruction, query)
+        with _QUERY_LOCK:  # Streamlit sessions share one Index across threads
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+                return vector
+            with query_threads():
+                vector = embedder.encode_queries([query], instruction=instruction)[0]
+            vector.setflags(write=False)
+            self._vectors[key] = vector
+            while len(self._vectors) > QUERY_VECTORS_KEPT:
+                self._vectors.popitem(last=False)
+            return vector
+
+    def forget_query_vectors(self) -> None:
+        self._vectors.clear()
+
+    def warm_up(self, embedder=None) -> None:
+        """Do now what the first search of a process would otherwise pay for: Chroma loads the HNSW
+        segment from disk on its first query (~0.3 s at 10k vectors), bm25s and torch set up on
+        their first call. Searches one stored vector, one word and, with ``embedder``, encodes one
+        query; nothing is kept. The app calls it when it opens an index."""
+        stored = self.store.collection.get(limit=1, include=["embeddings"])
+        if stored["ids"]:
+            self.store.query(np.asarray(stored["embeddings"][0], dtype=np.float32), 1)
+        if self.bm25.ids:
+            self.bm25.search("index", 1)
+        if embedder is not None:
+            with query_threads():
+                embedder.encode_queries(["warm up"])
 
     def hits(self, scored: list[tuple[str, float]]) -> list[Hit]:
         out = []
@@ -167,7 +253,7 @@ class DenseRetriever:
     def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
         if selection is not None and not selection.ids:
             return []
-        vector = self.embedder.encode_queries([query], instruction=self.instruction)[0]
+        vector = self.index.query_vector(self.embedder, query, self.instruction)
         ids = None if selection is None or selection.everything else selection.ids
         return self.index.store.query(vector, k, ids=ids)
 

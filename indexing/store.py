@@ -159,9 +159,12 @@ class VectorStore:
         """Top ``k`` ``(chunk_id, cosine similarity)``, among ``ids`` only when given.
 
         Chroma restricts the search to ``ids`` itself (its own pre-filter), so ``min(k, len(ids))``
-        hits come back however few of the collection they are.
+        hits come back however few of the collection they are. Asked for more than it holds,
+        Chroma returns all it has (chromadb 1.5), so there is no ``count()`` first: that was a
+        SQLite query on every search, 2-6 ms of a 25 ms dense search on SciFact. Only ids and
+        distances are asked for; text and metadata come from the index's in-memory chunk records.
         """
-        n = min(k, self.count() if ids is None else len(ids))
+        n = k if ids is None else min(k, len(ids))
         if n <= 0:
             return []
         restrict = {} if ids is None else {"ids": ids}

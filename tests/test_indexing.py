@@ -181,6 +181,46 @@ def test_hybrid_differs_from_both_when_they_disagree(topic_corpus, minilm, tmp_p
     assert [h.chunk_id for h in runs["hybrid"].hits] == expected
 
 
+def test_query_path_encodes_once_on_query_threads_and_ranks_as_chroma(topic_corpus, minilm, tmp_path, monkeypatch):
+    # The latency path (indexing.retrieval docstring): one encoding per query on QUERY_THREADS torch
+    # threads, reused by hybrid; no count() before the HNSW search, even for k above the index size.
+    import torch
+
+    from indexing.retrieval import QUERY_THREADS
+
+    build(topic_corpus, minilm, tmp_path / "index")
+    index = open_index(tmp_path / "index")
+    index.warm_up(minilm)
+    query = "How does a volcano erupt?"
+    vector = minilm.encode_queries([query])[0]
+    everything = index.store.collection.query(query_embeddings=vector[None, :], n_results=index.store.count(),
+                                              include=["distances"])
+    calls: list[tuple[list[str], int]] = []
+    encode = minilm.encode_queries
+
+    def counting(texts, instruction=None, **kwargs):
+        calls.append((list(texts), torch.get_num_threads()))
+        return encode(texts, instruction=instruction, **kwargs)
+
+    monkeypatch.setattr(minilm, "encode_queries", counting)
+    process_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        dense = index.retriever("dense", minilm).search(query, k=10_000)
+        hybrid = index.retriever("hybrid", minilm).search(query, k=3)
+        assert torch.get_num_threads() == 2  # restored after the query's forward pass
+    finally:
+        torch.set_num_threads(process_threads)
+    assert dense.ids == everything["ids"][0] and len(dense.hits) == len(index.chunks)
+    assert [h.score for h in dense.hits] == pytest.approx([1 - d for d in everything["distances"][0]])
+    assert calls == [([query], QUERY_THREADS)]  # hybrid reused the dense search's vector
+    assert hybrid.hits[0].doc_id == "volcano.html"
+    with pytest.raises(ValueError):
+        index.query_vector(minilm, query)[0] = 0.0  # the remembered vector is read-only
+    index.forget_query_vectors()
+    assert index.retriever("dense", minilm).search(query, k=3).ids == dense.ids[:3] and len(calls) == 2
+
+
 def test_rebuilding_a_deleted_index_in_the_same_process(topic_corpus, minilm, tmp_path):
     # Chroma caches its store per path in-process; a deleted and rebuilt index must still be writable.
     import shutil
