@@ -47,7 +47,7 @@ def render(settings: session.Settings) -> None:
         embedder = session.embedder_for(settings.manifest) if needs_embedder else None
         result = index.retriever(settings.retriever, embedder).search(question, settings.top_k,
                                                                       filter=settings.search_filter)
-    except Exception as error:  # a missing model or a damaged index: say so, keep the page alive
+    except Exception as error:  # noqa: BLE001 (a missing model or a damaged index: say so, keep the page alive)
         st.error(f"Search failed: {error}")
         return
 
@@ -83,7 +83,7 @@ def render(settings: session.Settings) -> None:
                 answer = replace(answer, notes=notes + answer.notes)
             except GeneratorUnavailable as error:
                 answer = passages_answer(result.hits, str(error))
-            except Exception as error:  # an endpoint that fails mid-answer: fall back to the passages
+            except Exception as error:  # noqa: BLE001 (an endpoint that fails mid-answer: fall back to the passages)
                 answer = passages_answer(result.hits, f"the generator failed: {error}")
         render_answer(answer, question, settings.retriever)
         st.caption(f"{settings.retriever} retrieval: {len(result.hits)} chunks in {result.seconds * 1000:.0f} ms")
