@@ -99,3 +99,16 @@ def topic_corpus(tmp_path) -> Path:
     (folder / "trains.pdf").write_bytes(make_pdf(["Steam locomotives pulled the first passenger trains.",
                                                    "Railway networks spread across Europe in the 1840s."]))
     return folder
+
+
+@pytest.fixture(scope="session")
+def topics_index_dir(tmp_path_factory, minilm) -> Path:
+    """A MiniLM index (name ``topics``) of the TOPICS documents, built once per session and only read."""
+    from indexing import build_index
+
+    corpus = tmp_path_factory.mktemp("topics-corpus")
+    for name, text in TOPICS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    index_dir = tmp_path_factory.mktemp("topics-index") / "index"
+    build_index(corpus, minilm, index_dir, name="topics", show_progress=False)
+    return index_dir

@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.browser import ask, browser_page, find_chromium, serve
-from indexing import build_index
 
 
 @pytest.fixture(scope="module")
-def served_index(tmp_path_factory, minilm):
-    from tests.conftest import TOPICS
-
-    corpus = tmp_path_factory.mktemp("browser-corpus")
-    for name, text in TOPICS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    index_dir = tmp_path_factory.mktemp("browser-index") / "index"
-    build_index(corpus, minilm, index_dir, name="topics", show_progress=False)
-    return index_dir
+def served_index(topics_index_dir):
+    return topics_index_dir
 
 
 def test_browser_asks_and_sees_a_cited_answer(served_index, tmp_path):

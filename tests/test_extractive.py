@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexing import build_index, open_index
+from indexing import open_index
 from linqrag.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer, sentence_spans
 from linqrag.rag import highlighted_html
 
@@ -50,15 +50,8 @@ def test_highlight_marks_every_quoted_span():
 
 
 @pytest.fixture(scope="module")
-def topics(tmp_path_factory, minilm):
-    from tests.conftest import TOPICS
-
-    corpus = tmp_path_factory.mktemp("extractive-corpus")
-    for name, text in TOPICS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    index_dir = tmp_path_factory.mktemp("extractive-index") / "index"
-    build_index(corpus, minilm, index_dir, name="topics", show_progress=False)
-    return open_index(index_dir)
+def topics(topics_index_dir):
+    return open_index(topics_index_dir)
 
 
 @pytest.mark.parametrize("question, expected, source", [
