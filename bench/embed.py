@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from linqrag.settings import apply_offline_env, data_dir  # noqa: E402
+from linqrag.settings import apply_offline_env, data_dir
 
 apply_offline_env()
 
@@ -35,7 +35,7 @@ def load_passages(n: int, seed: int = 0) -> tuple[list[str], str]:
         random.Random(seed).shuffle(rows)
         return [f"{r['title']}. {r['text']}" for r in rows[:n]], f"SciFact abstracts ({corpus})"
     rng = random.Random(seed)
-    words = "retrieval model vector query passage index chunk token embedding score rank corpus".split()
+    words = ["retrieval", "model", "vector", "query", "passage", "index", "chunk", "token", "embedding", "score", "rank", "corpus"]
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(20, 250))) for _ in range(n)]
     return texts, "synthetic text (shared data absent)"
 

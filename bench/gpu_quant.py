@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embedder import load_embedder, pick_auto  # noqa: E402
-from embedder.random_models import build_random_mistral  # noqa: E402
+from embedder import load_embedder, pick_auto
+from embedder.random_models import build_random_mistral
 
 SHAPES = [(4096, 4), (512, 32)]  # (sequence length, batch size): 16,384 tokens a batch either way
 REPEATS = 3
@@ -91,8 +91,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     lines = [
-        f"Mistral-7B-shaped model (32 layers, 4096-d, random weights from MistralConfig) on {device_name}, "
-        f"torch {torch.__version__}; batches of 16,384 tokens (4 x 4096 and 32 x 512), mean of {REPEATS} after a warm-up.",
+        (f"Mistral-7B-shaped model (32 layers, 4096-d, random weights from MistralConfig) on {device_name}, "
+         f"torch {torch.__version__}; batches of 16,384 tokens (4 x 4096 and 32 x 512), mean of {REPEATS} after a warm-up."),
         "",
         "| mode | weights on GPU (GiB) | peak, 4096-token batch (GiB) | tokens/s @4096 | peak, 512-token batch (GiB) | tokens/s @512 | load (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -101,8 +101,8 @@ def main() -> int:
         lines.append(f"| {r['mode']} | {r['weights_gib']} | {r['peak_gib_4096']} | {r['tok_s_4096']:,} | "
                      f"{r['peak_gib_512']} | {r['tok_s_512']:,} | {r['load_s']} |")
     bf16, nf4 = rows
-    lines += ["", f"ratio nf4/bf16: weights {nf4['weights_gib'] / bf16['weights_gib']:.2f}, "
-              f"tokens/s @4096 {nf4['tok_s_4096'] / bf16['tok_s_4096']:.2f}, @512 {nf4['tok_s_512'] / bf16['tok_s_512']:.2f}",
+    lines += ["", (f"ratio nf4/bf16: weights {nf4['weights_gib'] / bf16['weights_gib']:.2f}, "
+                   f"tokens/s @4096 {nf4['tok_s_4096'] / bf16['tok_s_4096']:.2f}, @512 {nf4['tok_s_512'] / bf16['tok_s_512']:.2f}"),
               f"checks: {json.dumps(checks)}"]
     report = "\n".join(lines)
     print(report)

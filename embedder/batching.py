@@ -45,7 +45,7 @@ def run_batches(
         batch = items[start : start + batch_size]
         try:
             outputs.append(forward(batch))
-        except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+        except Exception as error:
             if not is_out_of_memory(error) or batch_size == 1:
                 raise
             batch_size = max(1, batch_size // 2)

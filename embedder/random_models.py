@@ -16,10 +16,10 @@ TOKENIZER_TEXT = (
     "answer the question \n query : a b c d e f g h i j k l m n o p q r s t u v w x y z"
 )
 
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, max_position_embeddings=512)
-MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                  num_key_value_heads=8, max_position_embeddings=32768, vocab_size=32000)
+TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "max_position_embeddings": 512}
+MISTRAL_7B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "max_position_embeddings": 32768, "vocab_size": 32000}
 
 
 def build_word_tokenizer(add_eos: bool = False):

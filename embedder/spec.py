@@ -44,18 +44,18 @@ class EmbedderSpec:
     def is_decoder(self) -> bool:
         return self.pooling == "last"
 
-    def with_overrides(self, **changes) -> "EmbedderSpec":
+    def with_overrides(self, **changes) -> EmbedderSpec:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def decoder_spec(name: str, source: str, **kwargs) -> EmbedderSpec:
     """A last-token-pooled decoder embedder in the E5-mistral manner (instructed queries, EOS)."""
-    defaults = dict(
-        pooling="last",
-        query_template=INSTRUCT_TEMPLATE,
-        append_eos=True,
-        padding_side="left",
-        max_length=4096,
-    )
+    defaults = {
+        "pooling": "last",
+        "query_template": INSTRUCT_TEMPLATE,
+        "append_eos": True,
+        "padding_side": "left",
+        "max_length": 4096,
+    }
     defaults.update(kwargs)
     return EmbedderSpec(name=name, source=source, **defaults)

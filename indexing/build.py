@@ -30,7 +30,6 @@ from indexing.store import (
     index_key,
     read_chunks,
     write_chunks_atomic,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ class Manifest:
         return load_embedder(self.embedder, self.adapter, **kwargs)
 
     @classmethod
-    def load(cls, path: Path) -> "Manifest | None":
+    def load(cls, path: Path) -> Manifest | None:
         if not path.exists():
             return None
         try:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from linqrag.settings import apply_offline_env, cache_dir, data_dir  # noqa: E402
+from linqrag.settings import apply_offline_env, cache_dir, data_dir
 
 apply_offline_env()
 
-from app.browser import ask, browser_page, open_page, serve  # noqa: E402
+from app.browser import ask, browser_page, open_page, serve
 
 
 def pick(page, scope, label: str, option: str | int) -> None:
