@@ -187,13 +187,14 @@ def test_query_path_encodes_once_on_query_threads_and_ranks_as_chroma(topic_corp
     # threads, reused by hybrid; no count() before the HNSW search, even for k above the index size.
     import torch
 
-    from indexing.retrieval import QUERY_THREADS
+    from indexing.retrieval import QUERY_THREADS, query_threads
 
     build(topic_corpus, minilm, tmp_path / "index")
     index = open_index(tmp_path / "index")
     index.warm_up(minilm)
     query = "How does a volcano erupt?"
-    vector = minilm.encode_queries([query])[0]
+    with query_threads():  # the reference on the same thread count: another count rounds differently (~1e-7)
+        vector = minilm.encode_queries([query])[0]
     everything = index.store.collection.query(query_embeddings=vector[None, :], n_results=index.store.count(),
                                               include=["distances"])
     calls: list[tuple[list[str], int]] = []
