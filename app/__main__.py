@@ -2,6 +2,7 @@
 
     python -m app serve [--embedder auto] [--port 8501] [--index-dir .linqrag/index]
     python -m app build-demo [--embedder auto]
+    python -m app api [--embedder minilm] [--adapter DIR] [--port 8000]   (OpenAI /v1/embeddings, /search)
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import sys
 from pathlib import Path
 
 from app import STREAMLIT_FLAGS
-from linqrag.settings import apply_offline_env, index_dir
+from linqrag.settings import apply_offline_env, chroma_url, index_dir
 
 
-def build_demo(embedder_name: str, directory: Path) -> None:
+def build_demo(embedder_name: str, directory: Path, chroma_url: str | None = None) -> None:
     """Index the built-in demo corpus; a second run re-embeds nothing."""
     from corpora import DEMO_CORPUS_NAME, demo_corpus_dir
     from embedder import load_embedder
@@ -24,15 +25,17 @@ def build_demo(embedder_name: str, directory: Path) -> None:
 
     embedder = load_embedder(embedder_name)
     print(f"embedder: {embedder.name} on {embedder.device}")
-    report = build_index(demo_corpus_dir(), embedder, directory, name=DEMO_CORPUS_NAME)
+    report = build_index(demo_corpus_dir(), embedder, directory, name=DEMO_CORPUS_NAME, chroma_url=chroma_url)
     print(f"demo index: {report.documents} documents, {report.total} chunks in {directory} ({report.seconds:.1f}s)")
     print(report.summary())
 
 
 def serve(args: argparse.Namespace) -> int:
     if not args.no_build:
-        build_demo(args.embedder, args.index_dir)
+        build_demo(args.embedder, args.index_dir, args.chroma_url)
     env = dict(os.environ, LINQRAG_INDEX_DIR=str(args.index_dir.resolve()))
+    if args.chroma_url:  # every page opens and builds indexes through the server
+        env["LINQRAG_CHROMA_URL"] = args.chroma_url
     command = [
         sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("main.py")),
         "--server.address", args.host, "--server.port", str(args.port), *STREAMLIT_FLAGS,
@@ -42,6 +45,15 @@ def serve(args: argparse.Namespace) -> int:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 0
+
+
+def serve_api_command(args: argparse.Namespace) -> int:
+    from app.api import ApiState, serve_api
+
+    state = ApiState(args.embedder, args.adapter, args.index_dir, args.chroma_url)
+    if args.preload:
+        state.embedder()
+    return serve_api(state, args.host, args.port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +66,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     p.add_argument("--no-build", action="store_true", help="serve without (re)building the demo index")
+    p.add_argument("--chroma-url", default=chroma_url(), metavar="URL",
+                   help="keep indexes in this Chroma server instead of the embedded store (default $LINQRAG_CHROMA_URL)")
     p.set_defaults(func=serve)
+    a = sub.add_parser("api", help="serve the embedder (OpenAI-compatible /v1/embeddings) and the retrievers (/search)",
+                       description="HTTP API on loopback: POST /v1/embeddings embeds texts as sent with a preset "
+                                   "(+ adapter); POST /search queries an index. Set LINQRAG_API_KEY to require a key.")
+    a.add_argument("--embedder", default="minilm", help="preset, hub id or path served at /v1/embeddings (default minilm)")
+    a.add_argument("--adapter", help="PEFT adapter directory on top of the embedder")
+    a.add_argument("--index-dir", type=Path, default=index_dir(), help="indexes /search reads (default $LINQRAG_INDEX_DIR)")
+    a.add_argument("--chroma-url", default=chroma_url(), metavar="URL", help="Chroma server (default $LINQRAG_CHROMA_URL)")
+    a.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    a.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    a.add_argument("--preload", action="store_true", help="load the embedder before listening")
+    a.set_defaults(func=serve_api_command)
     b = sub.add_parser("build-demo", help="only index the demo corpus")
     b.add_argument("--embedder", default="auto", help="embedder (default auto)")
     b.add_argument("--index-dir", type=Path, default=index_dir(), help="index directory")
-    b.set_defaults(func=lambda a: build_demo(a.embedder, a.index_dir) or 0)
+    b.add_argument("--chroma-url", default=chroma_url(), metavar="URL", help="Chroma server (default $LINQRAG_CHROMA_URL)")
+    b.set_defaults(func=lambda a: build_demo(a.embedder, a.index_dir, a.chroma_url) or 0)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -73,14 +73,27 @@ def load_embedder(
     dtype: str | torch.dtype | None = None,
     max_length: int | None = None,
     batch_size: int = 32,
+    base_url: str | None = None,
+    template: str | None = None,
 ) -> TransformerEmbedder:
     """Load an embedder by preset name (``auto``, ``linq``, ``e5-mistral``, ``minilm``, ``smollm2``),
     hub id or local path, optionally with a PEFT LoRA adapter on top.
 
     ``quantization``: ``auto`` loads presets marked for it in 4-bit NF4 on CUDA; ``nf4`` forces
     4-bit (CPU too); ``none`` never quantises. ``dtype`` defaults to bf16 on CUDA, fp32 on CPU.
+
+    ``openai:MODEL[@URL]`` and ``tei:MODEL@URL`` (``base_url``, preset ``template``) give a
+    :class:`~embedder.remote.RemoteEmbedder` instead: the model runs on an embedding server.
     """
     apply_offline_env()
+    from embedder.remote import RemoteEmbedderError, is_remote_name, load_remote_embedder
+
+    if is_remote_name(name):
+        if adapter:
+            raise RemoteEmbedderError(f"{name}: a remote embedder's adapter lives on its server "
+                                      "(serve it with `python -m app api --adapter DIR`)")
+        return load_remote_embedder(name, base_url=base_url, template=template, max_length=max_length,
+                                    batch_size=batch_size)
     if quantization not in QUANTIZATION_CHOICES:
         raise ValueError(f"quantization must be one of {QUANTIZATION_CHOICES}")
     adapter_path = Path(adapter).expanduser() if adapter else None

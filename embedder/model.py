@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from embedder.batching import length_sorted_order, run_batches
 from embedder.pooling import pool
-from embedder.prompts import format_query
+from embedder.prompts import document_wrapper, query_wrapper
 from embedder.spec import EmbedderSpec
 
 
@@ -121,15 +121,10 @@ class TransformerEmbedder:
         return [wrap(t) for t in texts] if wrap else list(texts)
 
     def _query_wrapper(self, instruction: str | None) -> Callable[[str], str] | None:
-        if self.spec.query_template is None:
-            return None
-        task = instruction if instruction is not None else self.spec.default_instruction
-        template = self.spec.query_template
-        return lambda text: format_query(text, task, template)
+        return query_wrapper(self.spec, instruction)
 
     def _document_wrapper(self) -> Callable[[str], str] | None:
-        template = self.spec.document_template
-        return None if template is None else (lambda text: template.format(text=text))
+        return document_wrapper(self.spec)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text, truncated to the window, EOS appended where the spec wants it."""

@@ -23,3 +23,20 @@ def format_query(query: str, instruction: str | None = None, template: str = INS
     if instruction == "" and "{instruction}" in template:
         return query
     return template.format(instruction=(instruction or DEFAULT_INSTRUCTION).strip(), query=query)
+
+
+def query_wrapper(spec, instruction: str | None = None):
+    """``text -> formatted query`` for an :class:`~embedder.spec.EmbedderSpec`, ``None`` when bare.
+
+    One definition for local and remote embedders: a remote one formats on the client side."""
+    if spec is None or spec.query_template is None:
+        return None
+    task = instruction if instruction is not None else spec.default_instruction
+    template = spec.query_template
+    return lambda text: format_query(text, task, template)
+
+
+def document_wrapper(spec):
+    """``text -> formatted document``, ``None`` when documents go in bare."""
+    template = None if spec is None else spec.document_template
+    return None if template is None else (lambda text: template.format(text=text))

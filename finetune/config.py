@@ -86,7 +86,8 @@ class DomainConfig:
     lora_dropout: float = 0.05
     mixed_steps: int = 10  #: final mixed-task steps (<= 20, after the homogeneous phase)
     checkpoint_every: int = 20
-    #: None: on for bases of 1B parameters and more (memory), off below (it costs a second forward)
+    #: None: on for decoder bases and any base of 1B parameters or more (activation memory), off for
+    #: small encoders (it costs a second forward)
     gradient_checkpointing: bool | None = None
     quantization: str = "auto"  #: "nf4" trains QLoRA on a 4-bit base
     train_max_length: int | None = None  #: token cap for training inputs (default: the base's window)

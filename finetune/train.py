@@ -171,8 +171,8 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
     quantized = embedder.loaded_from.quantization == "nf4"
     checkpointing = config.gradient_checkpointing
-    if checkpointing is None:
-        checkpointing = sum(p.numel() for p in embedder.model.parameters()) >= 1e9
+    if checkpointing is None:  # decoders are deep: SmolLM2-135M (30 layers) at batch 16 took 17 GB without it
+        checkpointing = embedder.spec.is_decoder or sum(p.numel() for p in embedder.model.parameters()) >= 1e9
     model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
                      checkpointing)
     embedder.model = model
