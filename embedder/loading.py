@@ -44,7 +44,11 @@ def infer_spec(name: str, path: str) -> EmbedderSpec:
     pooling_config = Path(path) / "1_Pooling" / "config.json"
     if pooling_config.exists() and json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
         pooling = "cls"
-    return EmbedderSpec(name=name, source=name, pooling=pooling, max_length=512)
+    max_length = 512
+    st_config = Path(path) / "sentence_bert_config.json"
+    if st_config.exists():  # a sentence-transformers directory (an export, a hub model) says its window
+        max_length = int(json.loads(st_config.read_text()).get("max_seq_length") or max_length)
+    return EmbedderSpec(name=name, source=name, pooling=pooling, max_length=max_length)
 
 
 def _pick_device(device: str | None) -> torch.device:
