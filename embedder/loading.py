@@ -151,7 +151,11 @@ def attach_adapter(model: torch.nn.Module, adapter_path: Path, merge: bool) -> t
     """Put a PEFT LoRA adapter on ``model``; merged into the weights when they are not quantised."""
     from peft import PeftModel
 
-    peft_model = PeftModel.from_pretrained(model, str(adapter_path))
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(adapter_path))
+    except (KeyError, TypeError, ValueError) as error:  # e.g. adapter_config.json = {}: KeyError 'peft_type'
+        raise ModelNotFoundError(f"{adapter_path} is not a readable PEFT adapter ({error.__class__.__name__}: "
+                                 f"{error}); point --adapter at a checkpoint directory of a finetune run") from error
     return peft_model.merge_and_unload() if merge else peft_model
 
 

@@ -4,7 +4,7 @@ from indexing.build import build_index, load_corpus
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config
 from indexing.filters import FilterError, SearchFilter
 from indexing.records import BuildReport, Chunk, Hit, SearchResult
-from indexing.retrieval import RETRIEVERS, Index, Retriever, list_indexes, open_index, rrf_fuse
+from indexing.retrieval import RETRIEVERS, Index, Retriever, SearchError, list_indexes, open_index, rrf_fuse
 from indexing.store import IndexMismatchError, IndexStoreError
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexStoreError",
     "Retriever",
+    "SearchError",
     "SearchFilter",
     "SearchResult",
     "build_index",

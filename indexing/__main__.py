@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from linqrag.settings import apply_offline_env, index_dir
+from linqrag.settings import apply_offline_env, chroma_url, index_dir
 
 DEFAULT_INDEX_DIR = index_dir()
 
@@ -21,6 +21,10 @@ DEFAULT_INDEX_DIR = index_dir()
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX_DIR,
                         help=f"index directory (default {DEFAULT_INDEX_DIR}, or $LINQRAG_INDEX_DIR)")
+    parser.add_argument("--chroma-url", default=chroma_url(), metavar="URL",
+                        help="keep the vectors and manifests in this Chroma server (`chroma run --path DIR "
+                             "--port N`) instead of the embedded store; --index-dir then only caches chunk "
+                             "records and BM25 (default $LINQRAG_CHROMA_URL, else embedded)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
 
 
@@ -33,7 +37,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     embedder = load_embedder(args.embedder, args.adapter, batch_size=args.batch_size)
     config = ChunkConfig(args.chunk_size, args.chunk_overlap) if args.chunk_size else None
     report = build_index(corpus, embedder, args.index_dir, name=args.name, chunk_config=config,
-                         upsert_batch=args.commit_every, show_progress=not args.no_progress)
+                         upsert_batch=args.commit_every, show_progress=not args.no_progress,
+                         chroma_url=args.chroma_url)
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}")
     for note in report.notes:
@@ -49,7 +54,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from indexing import SearchFilter, open_index
 
     search_filter = SearchFilter(tuple(args.path or ()), tuple(args.title or ())) or None
-    index = open_index(args.index_dir, corpus=args.corpus)
+    index = open_index(args.index_dir, corpus=args.corpus, chroma_url=args.chroma_url)
     embedder = None
     if args.retriever != "bm25":
         embedder = (load_embedder(args.embedder, args.adapter) if args.embedder
@@ -75,13 +80,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from indexing import list_indexes, open_index
 
-    manifests = list_indexes(args.index_dir)
+    manifests = list_indexes(args.index_dir, args.chroma_url)
     if not manifests:
-        print(f"{args.index_dir}: no finished index yet")
+        print(f"{args.chroma_url or args.index_dir}: no finished index yet")
         return 0
     for m in manifests:
-        stats = open_index(args.index_dir, corpus=m.corpus, signature=m.signature).stats()
+        stats = open_index(args.index_dir, corpus=m.corpus, signature=m.signature, chroma_url=args.chroma_url).stats()
         print(json.dumps(stats, indent=1) if args.json else "\n".join(f"{k:12s} {v}" for k, v in stats.items()) + "\n")
+        if not stats["consistent"]:
+            print(f"warning: index {stats['key']} has {stats['chunks']} chunks but {stats['vectors']} vectors "
+                  "(a build is running, was killed, or two builds wrote at once): run build again", file=sys.stderr)
     return 0
 
 
@@ -145,11 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from corpora import CorpusError
     from embedder import ModelNotFoundError
-    from indexing import IndexStoreError
+    from indexing import IndexStoreError, SearchError
 
     try:
         return args.func(args)
-    except (CorpusError, ModelNotFoundError, IndexStoreError) as error:
+    except (CorpusError, ModelNotFoundError, IndexStoreError, SearchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

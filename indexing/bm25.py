@@ -66,7 +66,12 @@ class BM25Index:
         import bm25s
 
         ids = json.loads((directory / "linqrag_ids.json").read_text())
-        return cls(bm25s.BM25.load(str(directory)), ids)
+        retriever = bm25s.BM25.load(str(directory))
+        rows = (getattr(retriever, "scores", None) or {}).get("num_docs")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or (rows is not None and rows != len(ids)):
+            raise ValueError(f"its id list ({len(ids) if isinstance(ids, list) else type(ids).__name__}) "
+                             f"does not match its {rows} rows")
+        return cls(retriever, ids)
 
     def mask(self, ids: list[str]) -> np.ndarray:
         """Row weights for :meth:`search`: 1 for the chunks in ``ids``, 0 for every other."""

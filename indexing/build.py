@@ -23,6 +23,7 @@ from indexing.bm25 import BM25Index
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
 from indexing.manifest import Manifest
 from indexing.records import BuildReport, Chunk
+from indexing.remote import cache_home, publish_manifest, server_manifests, sync_cache
 from indexing.store import (
     IndexStoreError,
     VectorStore,
@@ -31,6 +32,7 @@ from indexing.store import (
     read_chunks,
     write_chunks_atomic,
 )
+from linqrag import settings
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,13 @@ def build_index(
     upsert_batch: int = UPSERT_BATCH,
     show_progress: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    chroma_url: str | None = None,
 ) -> BuildReport:
     """Index ``corpus`` into ``index_dir`` with ``embedder``; ``upsert_batch`` chunks are embedded
     and committed to Chroma per step (the most a killed build can lose). ``progress(stage, done,
-    total)`` is called as chunking and embedding advance (the app draws its bar from it)."""
+    total)`` is called as chunking and embedding advance (the app draws its bar from it).
+    ``chroma_url`` (default ``LINQRAG_CHROMA_URL``) keeps the vectors in a Chroma server; the
+    manifest is then published there too and ``index_dir`` only caches (:mod:`indexing.remote`)."""
     report_progress = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     corpus = Path(corpus)
@@ -78,10 +83,17 @@ def build_index(
     check_index_dir(index_dir, create=True)
     name = name or corpus.resolve().name
     key = index_key(name, embedder.signature)
-    home = index_dir / "indexes" / key
+    url = chroma_url or settings.chroma_url()
+    home = cache_home(index_dir, url, key) if url else index_dir / "indexes" / key
     home.mkdir(parents=True, exist_ok=True)
     manifest_path = home / "manifest.json"
     config = chunk_config or default_chunk_config(embedder.max_length)
+    store = None
+    if url:  # start from what the server publishes, not from whatever this machine cached
+        store = VectorStore(index_dir, key, embedder.signature, url=url)
+        published = server_manifests(store.client, url).get(key)
+        if published is not None:
+            sync_cache(home, published, store.collection, url)
 
     try:
         old = Manifest.load(manifest_path)
@@ -112,7 +124,7 @@ def build_index(
             files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
 
     # 2. reconcile with what Chroma holds
-    store = VectorStore(index_dir, key, embedder.signature)
+    store = store or VectorStore(index_dir, key, embedder.signature)
     existing = store.ids()
     wanted = {c.chunk_id for c in chunks}
     missing = [c for c in chunks if c.chunk_id not in existing]
@@ -136,11 +148,14 @@ def build_index(
     if changed or set(old_chunks) != wanted:
         write_chunks_atomic(home / "chunks.jsonl", chunks)
         BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks], show_progress=False).save(home / "bm25")
-    Manifest(
+    manifest = Manifest(
         corpus=name, corpus_path=str(corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
         chunk_config=config.to_json(), files=files, chunk_count=len(chunks),
         adapter=embedder.loaded_from.adapter_path, max_length=embedder.max_length,
-    ).save(manifest_path)
+    )
+    manifest.save(manifest_path)
+    if url:
+        publish_manifest(store.client, url, key, manifest)
 
     return BuildReport(
         index_key=key, embedded=len(missing), kept=len(chunks) - len(missing), removed=len(stale),

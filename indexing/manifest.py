@@ -24,8 +24,16 @@ class Manifest:
     built_at: float = field(default_factory=time.time)
 
     def save(self, path: Path) -> None:
+        """Stamp the build time and write (a finished build)."""
         self.built_at = time.time()
-        write_json_atomic(path, asdict(self))
+        self.write(path)
+
+    def write(self, path: Path) -> None:
+        """Write as is (a cached copy keeps the build's own time)."""
+        write_json_atomic(path, self.to_json())
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
     def load_embedder(self, **kwargs):
         """The query embedder this index was built with (same preset or path, same adapter)."""

@@ -30,6 +30,7 @@ from indexing.filters import FilterError, SearchFilter, matching_ids
 from indexing.manifest import Manifest
 from indexing.records import Chunk, Hit, SearchResult
 from indexing.store import IndexMismatchError, IndexStoreError, VectorStore, check_index_dir, read_chunks
+from linqrag import settings
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -67,6 +68,24 @@ def query_threads(n: int | None = None):
         finally:
             if before != n:
                 torch.set_num_threads(before)
+
+
+class SearchError(ValueError):
+    """A search asked for something that cannot be searched (``k`` below 1, not an integer)."""
+
+
+def checked_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise SearchError(f"k must be a whole number of hits, 1 or more (got {k!r})")
+    return int(k)
+
+
+def no_query(retriever: str, query) -> SearchResult | None:
+    """The answer to an empty query: no hits and a note, not ten arbitrary chunks."""
+    if isinstance(query, str) and query.strip():
+        return None
+    return SearchResult(retriever, query if isinstance(query, str) else "", [], 0.0,
+                        ["no query: type some words to search for"])
 
 
 class Retriever(Protocol):
@@ -207,8 +226,10 @@ class Index:
 
     def stats(self) -> dict:
         m = self.manifest
+        vectors = self.store.count()
         return {"key": self.key, "corpus": m.corpus, "corpus_path": m.corpus_path, "embedder": m.signature,
-                "documents": len(m.files), "chunks": len(self.chunks), "vectors": self.store.count(),
+                "documents": len(m.files), "chunks": len(self.chunks), "vectors": vectors,
+                "consistent": vectors == len(self.chunks) == m.chunk_count,
                 "chunk_config": m.chunk_config, "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.built_at))}
 
 
@@ -225,6 +246,9 @@ class BM25Retriever:
         return self.index.bm25.search(query, k, mask=mask)
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
+        k = checked_k(k)
+        if (empty := no_query(self.name, query)) is not None:
+            return empty
         t0 = time.perf_counter()
         selection = self.index.select(filter)
         if selection is not None and not selection.ids:
@@ -258,6 +282,9 @@ class DenseRetriever:
         return self.index.store.query(vector, k, ids=ids)
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
+        k = checked_k(k)
+        if (empty := no_query(self.name, query)) is not None:
+            return empty
         t0 = time.perf_counter()
         selection = self.index.select(filter)
         if selection is not None and not selection.ids:
@@ -274,6 +301,9 @@ class HybridRetriever:
         self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
+        k = checked_k(k)
+        if (empty := no_query(self.name, query)) is not None:
+            return empty
         t0 = time.perf_counter()
         selection = self.index.select(filter)
         if selection is not None and not selection.ids:
@@ -288,8 +318,15 @@ class HybridRetriever:
         return SearchResult(self.name, query, self.index.hits(fused), time.perf_counter() - t0, notes)
 
 
-def list_indexes(index_dir: str | Path) -> list[Manifest]:
+def list_indexes(index_dir: str | Path, chroma_url: str | None = None) -> list[Manifest]:
+    """The finished indexes: in ``index_dir``, or published on the Chroma server ``chroma_url``
+    (default ``LINQRAG_CHROMA_URL``)."""
     index_dir = Path(index_dir)
+    url = chroma_url or settings.chroma_url()
+    if url:
+        from indexing.remote import http_client, server_manifests
+
+        return sorted(server_manifests(http_client(url), url).values(), key=lambda m: (m.corpus, m.signature))
     check_index_dir(index_dir, create=False)
     out = []
     for path in sorted((index_dir / "indexes").glob("*/manifest.json")):
@@ -299,23 +336,37 @@ def list_indexes(index_dir: str | Path) -> list[Manifest]:
     return out
 
 
-def open_index(index_dir: str | Path, corpus: str | None = None, signature: str | None = None) -> Index:
-    """Open the index for ``corpus`` (and embedder ``signature``); the newest one when not given."""
+def open_index(index_dir: str | Path, corpus: str | None = None, signature: str | None = None,
+               chroma_url: str | None = None) -> Index:
+    """Open the index for ``corpus`` (and embedder ``signature``); the newest one when not given.
+
+    With a Chroma server (``chroma_url``, default ``LINQRAG_CHROMA_URL``) the manifest comes from
+    the server and ``index_dir`` caches the chunk records and BM25, refreshed when a newer build
+    was published."""
     from indexing.store import index_key
 
     index_dir = Path(index_dir)
-    candidates = [m for m in list_indexes(index_dir)
+    url = chroma_url or settings.chroma_url()
+    candidates = [m for m in list_indexes(index_dir, url)
                   if (corpus is None or m.corpus == corpus) and (signature is None or m.signature == signature)]
     if not candidates:
         wanted = f" for corpus {corpus!r}" if corpus else ""
         wanted += f" and embedder {signature}" if signature else ""
-        raise IndexStoreError(f"no finished index{wanted} in {index_dir}; build one with `python -m indexing build`")
+        where = f"on the Chroma server {url}" if url else f"in {index_dir}"
+        raise IndexStoreError(f"no finished index{wanted} {where}; build one with `python -m indexing build`")
     manifest = max(candidates, key=lambda m: m.built_at)
     key = index_key(manifest.corpus, manifest.signature)
-    home = index_dir / "indexes" / key
+    store = VectorStore(index_dir, key, manifest.signature, create=False, url=url)
+    if url:
+        from indexing.remote import cache_home, sync_cache
+
+        check_index_dir(index_dir, create=True)
+        home = cache_home(index_dir, url, key)
+        sync_cache(home, manifest, store.collection, url)
+    else:
+        home = index_dir / "indexes" / key
     try:
         bm25 = BM25Index.load(home / "bm25")
     except (OSError, ValueError) as error:
         raise IndexStoreError(f"the BM25 index in {home} is damaged ({error}); build again") from error
-    store = VectorStore(index_dir, key, manifest.signature, create=False)
     return Index(index_dir, key, manifest, read_chunks(home / "chunks.jsonl"), store, bm25)

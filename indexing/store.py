@@ -64,6 +64,8 @@ def read_chunks(path: Path) -> dict[str, Chunk]:
 
 def check_index_dir(index_dir: Path, create: bool) -> None:
     """Refuse a directory that holds something other than a linqrag index."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexStoreError(f"{index_dir} is a file, not an index directory; choose another --index-dir")
     marker = index_dir / MARKER
     if marker.exists():
         try:
@@ -105,18 +107,29 @@ def _forget_stale_system(chroma_dir: Path) -> None:
 
 
 class VectorStore:
-    """One Chroma collection, cosine space; embeddings always come from us, never from Chroma."""
+    """One Chroma collection, cosine space; embeddings always come from us, never from Chroma.
 
-    def __init__(self, index_dir: Path, key: str, signature: str, create: bool = True) -> None:
+    Embedded (a ``PersistentClient`` in ``INDEX_DIR/chroma``) or, with ``url``, in a Chroma server
+    (``chromadb.HttpClient``; see :mod:`indexing.remote`), through the same calls.
+    """
+
+    def __init__(self, index_dir: Path, key: str, signature: str, create: bool = True, url: str | None = None) -> None:
         apply_offline_env()
         import chromadb
         from chromadb.config import Settings
 
-        _forget_stale_system(index_dir / "chroma")
+        self.url = url
+        where = url or str(index_dir / "chroma")
         try:
-            self.client = chromadb.PersistentClient(
-                path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False)
-            )
+            if url:
+                from indexing.remote import http_client
+
+                self.client = http_client(url)
+            else:
+                _forget_stale_system(index_dir / "chroma")
+                self.client = chromadb.PersistentClient(
+                    path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False)
+                )
             if create:
                 self.collection = self.client.get_or_create_collection(
                     key, configuration={"hnsw": {"space": "cosine"}}, metadata={"signature": signature},
@@ -124,36 +137,54 @@ class VectorStore:
                 )
             else:
                 self.collection = self.client.get_collection(key, embedding_function=None)
+        except IndexStoreError:
+            raise
         except Exception as error:  # chromadb raises many types for a damaged store
+            self._raise_if_unreachable(error, "opening the collection")
             raise IndexStoreError(
-                f"the vector store in {index_dir / 'chroma'} cannot be opened ({error.__class__.__name__}: {error}); "
-                "delete the index directory and build again"
+                f"the vector store in {where} cannot be opened ({error.__class__.__name__}: {error}); "
+                + ("build the index on that server first" if url else "delete the index directory and build again")
             ) from error
         stored = (self.collection.metadata or {}).get("signature")
         if stored is not None and stored != signature:
             raise IndexMismatchError(f"collection {key} was built with {stored}, not {signature}")
-        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
+        self.max_batch = max(1, min(self._call("asking its batch size", self.client.get_max_batch_size), 5000))
+
+    def _raise_if_unreachable(self, error: Exception, doing: str) -> None:
+        if self.url:
+            from indexing.remote import is_connection_error, server_error
+
+            if is_connection_error(error):
+                raise server_error(self.url, error, doing) from error
+
+    def _call(self, doing: str, fn):
+        """``fn()``; a server that stopped answering becomes one clear :class:`IndexStoreError`."""
+        if not self.url:
+            return fn()
+        from indexing.remote import call_server
+
+        return call_server(self.url, doing, fn)
 
     def ids(self) -> set[str]:
-        return set(self.collection.get(include=[])["ids"])
+        return set(self._call("listing stored ids", lambda: self.collection.get(include=[]))["ids"])
 
     def count(self) -> int:
-        return self.collection.count()
+        return self._call("counting vectors", self.collection.count)
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray) -> None:
         for i in range(0, len(chunks), self.max_batch):
             part = chunks[i : i + self.max_batch]
-            self.collection.upsert(
+            self._call("storing vectors", lambda part=part, i=i: self.collection.upsert(
                 ids=[c.chunk_id for c in part],
                 embeddings=vectors[i : i + self.max_batch],
                 documents=[c.text for c in part],
                 metadatas=[c.metadata() for c in part],
-            )
+            ))
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         for i in range(0, len(ids), self.max_batch):
-            self.collection.delete(ids=ids[i : i + self.max_batch])
+            self._call("deleting stale vectors", lambda i=i: self.collection.delete(ids=ids[i : i + self.max_batch]))
 
     def query(self, vector: np.ndarray, k: int, ids: list[str] | None = None) -> list[tuple[str, float]]:
         """Top ``k`` ``(chunk_id, cosine similarity)``, among ``ids`` only when given.
@@ -168,6 +199,6 @@ class VectorStore:
         if n <= 0:
             return []
         restrict = {} if ids is None else {"ids": ids}
-        result = self.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"],
-                                       **restrict)
+        result = self._call("searching", lambda: self.collection.query(
+            query_embeddings=vector[None, :], n_results=n, include=["distances"], **restrict))
         return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]

@@ -1,0 +1,68 @@
+"""Bad input and damaged state give one clear error, never a traceback or a silent wrong answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from embedder import ModelNotFoundError, load_embedder
+from indexing import IndexStoreError, SearchError, open_index
+
+
+@pytest.fixture()
+def index_copy(topics_index_dir, tmp_path):
+    target = tmp_path / "index"
+    shutil.copytree(topics_index_dir, target)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["dense", "bm25", "hybrid"])
+def test_k_below_one_is_refused_and_an_empty_query_searches_nothing(topics_index_dir, minilm, kind):
+    retriever = open_index(topics_index_dir).retriever(kind, None if kind == "bm25" else minilm)
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(SearchError, match="k must be"):
+            retriever.search("magma", k)
+    for query in ("", "   "):
+        result = retriever.search(query, 5)
+        assert result.hits == [] and result.notes == ["no query: type some words to search for"]
+    assert len(retriever.search("magma", 1).hits) == 1
+
+
+def test_cli_reports_bad_k_and_an_index_dir_that_is_a_file(topics_index_dir, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "indexing", *args], check=False, capture_output=True, text=True)
+
+    bad_k = run("search", "magma", "--retriever", "bm25", "-k", "-1", "--index-dir", str(topics_index_dir))
+    assert bad_k.returncode == 2 and bad_k.stderr.startswith("error: k must be") and "Traceback" not in bad_k.stderr
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not an index")
+    got = run("stats", "--index-dir", str(a_file))
+    assert got.returncode == 2 and "is a file, not an index directory" in got.stderr and "Traceback" not in got.stderr
+
+
+def test_a_shortened_bm25_id_list_is_reported_as_damage(index_copy):
+    ids_file = next(index_copy.glob("indexes/*/bm25/linqrag_ids.json"))
+    ids_file.write_text(json.dumps(json.loads(ids_file.read_text())[:-1]))
+    with pytest.raises(IndexStoreError, match="BM25 index .* is damaged"):
+        open_index(index_copy)
+
+
+def test_stats_flag_chunks_that_do_not_match_vectors(index_copy):
+    index = open_index(index_copy)
+    assert index.stats()["consistent"]
+    index.store.delete([next(iter(index.chunks))])  # as a second writer or a killed build would leave it
+    stats = open_index(index_copy).stats()
+    assert not stats["consistent"] and stats["vectors"] == stats["chunks"] - 1
+    got = subprocess.run([sys.executable, "-m", "indexing", "stats", "--index-dir", str(index_copy)],
+                         check=False, capture_output=True, text=True)
+    assert got.returncode == 0 and "warning:" in got.stderr and "run build again" in got.stderr
+
+
+def test_an_empty_adapter_config_is_a_clear_error(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="not a readable PEFT adapter"):
+        load_embedder("minilm", adapter=tmp_path)
