@@ -30,6 +30,7 @@ from finetune_significance import paired_bootstrap
 from corpora import load_beir
 from embedder import load_embedder
 from eval.metrics import mean_metric
+from eval.sampling import RetrievalSampling, subsample_retrieval
 from indexing.retrieval import rrf_fuse
 from linqrag.settings import data_dir
 
@@ -68,6 +69,10 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default="recommended", choices=("recommended", "best", "last"),
                    help="which checkpoint to score (recommended falls back to best, and says so)")
     p.add_argument("--score-only", action="store_true")
+    p.add_argument("--light", type=int, metavar="N",
+                   help="score on a light corpus: N sampled judged queries, their judged documents, BM25 and "
+                        "MiniLM top-10 per query and 100 random documents (eval.sampling; seed 42), for bases "
+                        "too slow to embed a whole corpus")
     args = p.parse_args(argv)
 
     import torch
@@ -88,6 +93,8 @@ def main(argv=None) -> int:
     chosen = chosen or evaluation["best"]["path"]
     dataset = load_beir(folder, args.split)
     dataset.judged_queries  # noqa: B018 (fails early on a split without judged queries)
+    if args.light:
+        dataset = subsample_retrieval(dataset, RetrievalSampling(max_queries=args.light), show_progress=True)
     lexical = bm25_run(dataset)
     base = dense_run(load_embedder(args.base), dataset, cache)
     adapted = dense_run(load_embedder(args.base, adapter=chosen), dataset, None)
@@ -96,6 +103,7 @@ def main(argv=None) -> int:
         "checkpoint": Path(chosen).name, "recommended_by_run": evaluation.get("recommended") is not None,
         "scored_best_instead": fell_back, "verdict": evaluation.get("verdict", {}).get("reason"),
         "heldout_gain": evaluation.get("gain"), "queries": len(dataset.judged_queries),
+        "documents": len(dataset.corpus), "light": args.light,
         "dense": compare(base, adapted, dataset.qrels),
         "hybrid": compare(hybrid(base, lexical), hybrid(adapted, lexical), dataset.qrels),
         "bm25_ndcg": round(float(np.mean(list(per_query(lexical, dataset.qrels).values()))), 4),
@@ -107,7 +115,7 @@ def main(argv=None) -> int:
     with open("runs/ablation-results.jsonl", "a") as fh:
         fh.write(json.dumps(out) + "\n")
     d, h = out["dense"], out["hybrid"]
-    print(f"{args.dataset}/{args.split} {args.tag} [{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
+    print(f"{args.dataset}/{args.split}{f' light {args.light}' if args.light else ''} {args.tag} [{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
           f"dense {d['base_ndcg']:.4f} -> {d['adapted_ndcg']:.4f} ({d['diff']:+.4f}, 95% [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]) "
           f"recall@10 {d['base_recall']:.4f} -> {d['adapted_recall']:.4f} | hybrid {h['base_ndcg']:.4f} -> "
           f"{h['adapted_ndcg']:.4f} ({h['diff']:+.4f}, [{h['ci'][0]:+.4f}, {h['ci'][1]:+.4f}]) | bm25 {out['bm25_ndcg']:.4f}")

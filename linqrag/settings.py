@@ -70,6 +70,12 @@ def index_dir() -> Path:
     return Path(os.environ.get("LINQRAG_INDEX_DIR", ".linqrag/index"))
 
 
+def chroma_url() -> str | None:
+    """A Chroma server to keep vectors in instead of the embedded store (``LINQRAG_CHROMA_URL``,
+    e.g. ``http://127.0.0.1:8000``); ``None`` for the embedded store in the index directory."""
+    return os.environ.get("LINQRAG_CHROMA_URL") or None
+
+
 def runs_dir() -> Path:
     """Where ``finetune`` writes runs and the app looks for checkpoints (``LINQRAG_RUNS``, default ``runs``)."""
     return Path(os.environ.get("LINQRAG_RUNS", "runs"))
