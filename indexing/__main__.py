@@ -29,16 +29,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from corpora import demo_corpus_dir
+    from corpora import CorpusError, demo_corpus_dir
+    from indexing.lock import writer_lock
+    from indexing.store import check_index_dir
+
+    if args.corpus != "demo" and not Path(args.corpus).is_dir():
+        raise CorpusError(f"corpus {args.corpus} is not a directory")
+    check_index_dir(args.index_dir, create=True)
+    with writer_lock(args.index_dir, args.wait_lock):  # before the model loads: a busy index stops at once
+        return _build(args, demo_corpus_dir() if args.corpus == "demo" else args.corpus)
+
+
+def _build(args: argparse.Namespace, corpus) -> int:
     from embedder import load_embedder
     from indexing import ChunkConfig, build_index
 
-    corpus = demo_corpus_dir() if args.corpus == "demo" else args.corpus
     embedder = load_embedder(args.embedder, args.adapter, batch_size=args.batch_size)
     config = ChunkConfig(args.chunk_size, args.chunk_overlap) if args.chunk_size else None
     report = build_index(corpus, embedder, args.index_dir, name=args.name, chunk_config=config,
                          upsert_batch=args.commit_every, show_progress=not args.no_progress,
-                         chroma_url=args.chroma_url)
+                         chroma_url=args.chroma_url, wait_for_lock=args.wait_lock)
     for skipped in report.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}")
     for note in report.notes:
@@ -107,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--chunk-overlap", type=int, default=32)
     build.add_argument("--batch-size", type=int, default=32, help="embedding batch size")
     build.add_argument("--commit-every", type=int, default=256, help="chunks embedded per durable write to Chroma")
+    build.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                       help="when another build is writing this index directory, wait this long for it "
+                            "(default 0: stop at once with a message naming it)")
     build.add_argument("--no-progress", action="store_true")
     _common(build)
     build.set_defaults(func=cmd_build)

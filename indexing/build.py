@@ -21,6 +21,7 @@ from corpora.records import Document, LoadReport
 from embedder.model import TransformerEmbedder
 from indexing.bm25 import BM25Index
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
+from indexing.lock import writer_lock
 from indexing.manifest import Manifest
 from indexing.records import BuildReport, Chunk
 from indexing.remote import cache_home, publish_manifest, server_manifests, sync_cache
@@ -63,12 +64,15 @@ def build_index(
     show_progress: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     chroma_url: str | None = None,
+    wait_for_lock: float = 0.0,
 ) -> BuildReport:
     """Index ``corpus`` into ``index_dir`` with ``embedder``; ``upsert_batch`` chunks are embedded
     and committed to Chroma per step (the most a killed build can lose). ``progress(stage, done,
     total)`` is called as chunking and embedding advance (the app draws its bar from it).
     ``chroma_url`` (default ``LINQRAG_CHROMA_URL``) keeps the vectors in a Chroma server; the
-    manifest is then published there too and ``index_dir`` only caches (:mod:`indexing.remote`)."""
+    manifest is then published there too and ``index_dir`` only caches (:mod:`indexing.remote`).
+    One build writes to an index directory at a time (:mod:`indexing.lock`); another waits
+    ``wait_for_lock`` seconds for it, then stops with :class:`~indexing.lock.IndexBusyError`."""
     report_progress = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     corpus = Path(corpus)
@@ -81,6 +85,15 @@ def build_index(
 
     index_dir = Path(index_dir)
     check_index_dir(index_dir, create=True)
+    with writer_lock(index_dir, wait_for_lock, what=f"build of {corpus.name}"):
+        return _build_locked(corpus, report, embedder, index_dir, name, chunk_config, batch_size, upsert_batch,
+                             show_progress, report_progress, chroma_url, t0)
+
+
+def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, name: str | None,
+                  chunk_config: ChunkConfig | None, batch_size: int | None, upsert_batch: int, show_progress: bool,
+                  report_progress: Callable[[str, int, int], None], chroma_url: str | None, t0: float) -> BuildReport:
+    """The build itself, under the index directory's write lock."""
     name = name or corpus.resolve().name
     key = index_key(name, embedder.signature)
     url = chroma_url or settings.chroma_url()

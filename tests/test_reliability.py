@@ -66,3 +66,38 @@ def test_an_empty_adapter_config_is_a_clear_error(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ModelNotFoundError, match="not a readable PEFT adapter"):
         load_embedder("minilm", adapter=tmp_path)
+
+
+def test_two_builds_into_one_index_directory_take_turns(tmp_path):
+    """Two real builds, default and --chunk-size 100: the second stops with a message while the
+    first writes; queued with --wait-lock it runs after it; the index ends consistent."""
+    import os
+    import time
+
+    from indexing.lock import LOCK_NAME
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(120):
+        (corpus / f"note-{i:03d}.txt").write_text(
+            " ".join(f"Lighthouse {i} stands on cliff {j} above the harbour of town {i * j}." for j in range(12)))
+    index_dir = tmp_path / "index"
+
+    def build(*extra):
+        return [sys.executable, "-m", "indexing", "build", "--corpus", str(corpus), "--embedder", "minilm",
+                "--index-dir", str(index_dir), "--no-progress", "--commit-every", "16", *extra]
+
+    first = subprocess.Popen(build(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = index_dir / LOCK_NAME
+    deadline = time.monotonic() + 240
+    while not (lock.exists() and str(first.pid) in lock.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.2)
+    second = subprocess.run(build("--chunk-size", "100"), capture_output=True, text=True, check=False)
+    assert first.poll() is None, "the first build finished before the second tried: make the corpus bigger"
+    assert second.returncode == 2 and f"being written by another build (pid {first.pid}" in second.stderr
+    queued = subprocess.run(build("--chunk-size", "100", "--wait-lock", "600"), capture_output=True, text=True,
+                            check=False, env=dict(os.environ))
+    assert first.wait(600) == 0 and queued.returncode == 0, queued.stderr
+    stats = open_index(index_dir).stats()
+    assert stats["consistent"] and stats["chunk_config"]["chunk_size"] == 100
