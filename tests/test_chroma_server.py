@@ -43,6 +43,14 @@ def test_build_rebuild_and_search_through_a_server_match_the_embedded_store(tmp_
     assert reader.stats()["vectors"] == reader.stats()["chunks"] == embedded.stats()["chunks"]
     assert rankings(reader, minilm) == rankings(embedded, minilm)
     assert not (tmp_path / "cache-a" / "chroma").exists()  # no embedded store was made beside the cache
+    # llama-index's ChromaVectorStore over the server's collection finds what our dense retriever finds
+    from llama_index.core.vector_stores import VectorStoreQuery
+
+    from indexing.llamaindex import chroma_vector_store
+
+    vector = minilm.encode_queries([QUERIES[0]])[0].tolist()
+    found = chroma_vector_store(reader).query(VectorStoreQuery(query_embedding=vector, similarity_top_k=3))
+    assert found.ids == reader.retriever("dense", minilm).search(QUERIES[0], 3).ids
 
     # incremental: one file changed, one added; only their chunks are embedded, the reader follows
     (corpus / "rivers.txt").write_text("Glaciers carve valleys into U shapes as the ice moves downhill.", encoding="utf-8")
