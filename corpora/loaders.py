@@ -13,6 +13,7 @@ from pathlib import Path
 from corpora.extract import (
     ExtractionError,
     decode_text,
+    decode_wide,
     html_to_text,
     looks_binary,
     markdown_title,
@@ -46,9 +47,10 @@ def read_file(path: Path, doc_id: str) -> list[Document]:
     if suffix == ".pdf":
         text, title = pdf_to_text(data)
     else:
-        if looks_binary(data):
+        wide = decode_wide(data)
+        if wide is None and looks_binary(data):
             raise ExtractionError("binary content (NUL bytes)")
-        raw, encoding = decode_text(data)
+        raw, encoding = wide or decode_text(data)
         if suffix in HTML_SUFFIXES:
             text, title = html_to_text(raw)
         else:

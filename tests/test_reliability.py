@@ -101,3 +101,21 @@ def test_two_builds_into_one_index_directory_take_turns(tmp_path):
     assert first.wait(600) == 0 and queued.returncode == 0, queued.stderr
     stats = open_index(index_dir).stats()
     assert stats["consistent"] and stats["chunk_config"]["chunk_size"] == 100
+
+
+def test_utf16_and_utf32_text_is_read_not_skipped_as_binary(tmp_path):
+    from corpora import load_directory
+
+    text = "Glaciers carve valleys — slowly, über Jahrtausende."
+    (tmp_path / "le-bom.txt").write_bytes(text.encode("utf-16"))  # BOM + little endian
+    (tmp_path / "be-bom.txt").write_bytes(b"\xfe\xff" + text.replace("Glaciers", "Rivers").encode("utf-16-be"))
+    (tmp_path / "le-plain.md").write_bytes(("# Notes\n" + text.replace("Glaciers", "Winds")).encode("utf-16-le"))
+    (tmp_path / "wide32.txt").write_bytes(text.replace("Glaciers", "Waves").encode("utf-32"))
+    (tmp_path / "blob.txt").write_bytes(bytes(range(256)) * 8)
+    report = load_directory(tmp_path)
+    got = {d.doc_id: d for d in report.documents}
+    assert set(got) == {"le-bom.txt", "be-bom.txt", "le-plain.md", "wide32.txt"}
+    assert got["le-bom.txt"].text == text and got["le-bom.txt"].metadata["encoding"] == "utf-16-le"
+    assert got["be-bom.txt"].text.startswith("Rivers carve") and got["wide32.txt"].text.startswith("Waves carve")
+    assert got["le-plain.md"].title == "Notes"
+    assert [(s.path.rsplit("/", 1)[-1], s.reason) for s in report.skipped] == [("blob.txt", "binary content (NUL bytes)")]
