@@ -37,7 +37,8 @@ def decode_wide(data: bytes) -> tuple[str, str] | None:
                 return data[len(bom):].decode(encoding), encoding
             except UnicodeDecodeError:
                 return None
-    head = data[: 4096 - (len(data[:4096]) % 2)]
+    head = data[:4096]
+    head = head[: len(head) - len(head) % 2]
     pairs = len(head) // 2
     if pairs < 8:
         return None

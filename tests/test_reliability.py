@@ -119,3 +119,10 @@ def test_utf16_and_utf32_text_is_read_not_skipped_as_binary(tmp_path):
     assert got["be-bom.txt"].text.startswith("Rivers carve") and got["wide32.txt"].text.startswith("Waves carve")
     assert got["le-plain.md"].title == "Notes"
     assert [(s.path.rsplit("/", 1)[-1], s.reason) for s in report.skipped] == [("blob.txt", "binary content (NUL bytes)")]
+
+
+def test_odd_length_plain_text_is_not_taken_for_utf16():
+    from corpora.extract import decode_wide
+
+    assert decode_wide(b"plain ascii text of odd length") is None
+    assert decode_wide(b"x") is None
