@@ -7,6 +7,8 @@ directory (``config.json``) so a resumed run uses what the first one used.
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -101,6 +103,7 @@ class DomainConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)
         if not 0 <= self.heldout_fraction < 1:
             raise ValueError("heldout_fraction must be in [0, 1)")
         if self.mixed_steps > 20:
@@ -126,12 +129,17 @@ class DomainConfig:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist")
-        if path.suffix == ".toml":
-            import tomllib
+        try:
+            if path.suffix == ".toml":
+                import tomllib
 
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        else:
-            data = json.loads(path.read_text(encoding="utf-8"))
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            else:
+                data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+            raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {error}") from error
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold a table of settings, not {type(data).__name__}")  # noqa: TRY004 (a bad file, reported as the CLI reports every bad setting)
         unknown = set(data) - cls.field_names()
         if unknown:
             raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
@@ -150,3 +158,37 @@ class DomainConfig:
         """Settings that change what the generator is asked (cached outputs stay valid otherwise)."""
         keys = ("generator", "generator_model", "base_url", "passage_chars", "max_new_tokens", "temperature", "top_p")
         return {k: getattr(self, k) for k in keys}
+
+
+def _fits(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list) or hint in (tuple, list):
+        return isinstance(value, (tuple, list)) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, (tuple, list))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True  # a type this check does not know: leave it to the field's own validation
+
+
+def check_types(config) -> None:
+    """Refuse a setting of the wrong type when the config is made (``steps = "three"`` used to fail
+    five stages later), naming the setting, what it must be and what it got."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if not _fits(value, hints[f.name]):
+            want = getattr(hints[f.name], "__name__", str(hints[f.name]))
+            raise ValueError(f"setting {f.name} must be {want}, got {value!r}")
+        if hints[f.name] is float and isinstance(value, int):
+            object.__setattr__(config, f.name, float(value))

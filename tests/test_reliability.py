@@ -126,3 +126,18 @@ def test_odd_length_plain_text_is_not_taken_for_utf16():
 
     assert decode_wide(b"plain ascii text of odd length") is None
     assert decode_wide(b"x") is None
+
+
+def test_config_files_with_bad_syntax_or_types_are_refused_at_load_naming_the_file(tmp_path, capsys):
+    from finetune.domain import main as finetune_main
+    from finetune.domain import resolve_config
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("steps = [1,\n")
+    with pytest.raises(ValueError, match=f"config file {broken} is not valid TOML"):
+        resolve_config({"corpus": str(tmp_path), "run_dir": str(tmp_path / "run")}, str(broken))
+    typed = tmp_path / "typed.toml"
+    typed.write_text('steps = "three"\n')
+    assert finetune_main(["--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--config", str(typed)]) == 2
+    assert "setting steps must be int, got 'three'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before a run directory was made
