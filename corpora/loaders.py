@@ -72,9 +72,14 @@ def load_directory(root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Load
     skipped: list[Skipped] = []
     notes: list[str] = []
     seen: dict[str, str] = {}
+    inside = root.resolve()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        target = path.resolve()
+        if not target.is_relative_to(inside):  # a link (or a linked folder) out of the corpus: never followed
+            skipped.append(Skipped(rel, f"a link to {target}, outside the corpus folder (not followed)"))
             continue
         if suffix_of(path) not in SUPPORTED:
             skipped.append(Skipped(rel, f"unsupported file type {path.suffix or '(none)'}"))
@@ -88,7 +93,8 @@ def load_directory(root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Load
             continue
         try:
             docs = read_file(path, rel)
-        except (ExtractionError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (ExtractionError, CorpusError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            # one bad file (a malformed .jsonl line among them) is skipped with its reason, never the build
             skipped.append(Skipped(rel, str(error) or error.__class__.__name__))
             continue
         if not docs:

@@ -141,3 +141,25 @@ def test_config_files_with_bad_syntax_or_types_are_refused_at_load_naming_the_fi
     assert finetune_main(["--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--config", str(typed)]) == 2
     assert "setting steps must be int, got 'three'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before a run directory was made
+
+
+def test_links_out_of_the_corpus_are_not_followed_and_a_bad_jsonl_skips_only_its_file(tmp_path):
+    from corpora import load_directory
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("root:x:0:0:the password file")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text("Lighthouses guide ships along the coast.")
+    (corpus / "inner.txt").symlink_to(corpus / "note.txt")  # a link inside the corpus is fine
+    (corpus / "passwd.txt").symlink_to(outside / "secret.txt")
+    (corpus / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (corpus / "rows.jsonl").write_text('{"_id": "a", "text": "fine row"}\n{"_id": "b", "text": \n')
+    report = load_directory(corpus)
+    texts = " ".join(d.text for d in report.documents)
+    assert "password" not in texts and "Lighthouses" in texts
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert "outside the corpus folder" in reasons["passwd.txt"]
+    assert "outside the corpus folder" in reasons.get("linked-folder/secret.txt", "outside the corpus folder")
+    assert "not valid JSON" in reasons["rows.jsonl"]
