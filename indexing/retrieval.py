@@ -88,6 +88,19 @@ def no_query(retriever: str, query) -> SearchResult | None:
                         ["no query: type some words to search for"])
 
 
+def begin_search(name: str, index: Index, query: str, k, search_filter: SearchFilter | None,
+                 t0: float) -> tuple[int, Selection | None, SearchResult | None]:
+    """What every retriever checks first: ``k``, an empty query, a filter that keeps nothing.
+    Returns ``(k, selection, early)``; ``early`` is the whole answer when there is nothing to search."""
+    k = checked_k(k)
+    if (empty := no_query(name, query)) is not None:
+        return k, None, empty
+    selection = index.select(search_filter)
+    if selection is not None and not selection.ids:
+        return k, selection, SearchResult(name, query, [], time.perf_counter() - t0, selection.notes(k))
+    return k, selection, None
+
+
 class Retriever(Protocol):
     name: str
 
@@ -246,13 +259,10 @@ class BM25Retriever:
         return self.index.bm25.search(query, k, mask=mask)
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        k = checked_k(k)
-        if (empty := no_query(self.name, query)) is not None:
-            return empty
         t0 = time.perf_counter()
-        selection = self.index.select(filter)
-        if selection is not None and not selection.ids:
-            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
+        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
+        if early is not None:
+            return early
         scored = self.ranked(query, k, selection)
         notes = selection.notes(k) if selection is not None else []
         if not scored:
@@ -282,13 +292,10 @@ class DenseRetriever:
         return self.index.store.query(vector, k, ids=ids)
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        k = checked_k(k)
-        if (empty := no_query(self.name, query)) is not None:
-            return empty
         t0 = time.perf_counter()
-        selection = self.index.select(filter)
-        if selection is not None and not selection.ids:
-            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
+        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
+        if early is not None:
+            return early
         scored = self.ranked(query, k, selection)
         notes = self.notes_for(query) + (selection.notes(k) if selection is not None else [])
         return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
@@ -301,13 +308,10 @@ class HybridRetriever:
         self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        k = checked_k(k)
-        if (empty := no_query(self.name, query)) is not None:
-            return empty
         t0 = time.perf_counter()
-        selection = self.index.select(filter)
-        if selection is not None and not selection.ids:
-            return SearchResult(self.name, query, [], time.perf_counter() - t0, selection.notes(k))
+        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
+        if early is not None:
+            return early
         depth = max(self.depth, k)
         rankings = {
             "dense": [cid for cid, _ in self.dense.ranked(query, depth, selection)],
