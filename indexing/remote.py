@@ -16,6 +16,7 @@ only what the server lacks.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -84,12 +85,18 @@ def call_server(url: str, doing: str, fn: Callable[[], T]) -> T:
 
 
 def http_client(url: str):
-    """A ``chromadb.HttpClient`` for ``url`` (telemetry off; a token from ``LINQRAG_CHROMA_TOKEN``)."""
+    """A ``chromadb.HttpClient`` for ``url`` (telemetry off; a token from ``LINQRAG_CHROMA_TOKEN``),
+    one per server and token for the process: making one costs a round trip (~60 ms on loopback),
+    and listing the indexes, opening one and building all ask for it."""
+    return _client(url, os.environ.get(TOKEN_ENV))
+
+
+@functools.lru_cache(maxsize=8)
+def _client(url: str, token: str | None):
     import chromadb
     from chromadb.config import Settings
 
     host, port, ssl = parse_chroma_url(url)
-    token = os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     return call_server(url, "connecting", lambda: chromadb.HttpClient(
         host=host, port=port, ssl=ssl, headers=headers, settings=Settings(anonymized_telemetry=False)))

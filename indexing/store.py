@@ -131,16 +131,18 @@ class VectorStore:
                     path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False)
                 )
             if create:
-                self.collection = self.client.get_or_create_collection(
-                    key, configuration={"hnsw": {"space": "cosine"}}, metadata={"signature": signature},
-                    embedding_function=None,
-                )
+                def open_collection():
+                    return self.client.get_or_create_collection(
+                        key, configuration={"hnsw": {"space": "cosine"}}, metadata={"signature": signature},
+                        embedding_function=None,
+                    )
             else:
-                self.collection = self.client.get_collection(key, embedding_function=None)
-        except IndexStoreError:
+                def open_collection():
+                    return self.client.get_collection(key, embedding_function=None)
+            self.collection = self._call("opening the collection", open_collection)
+        except IndexStoreError:  # a server that did not answer, said so by _call
             raise
         except Exception as error:  # chromadb raises many types for a damaged store
-            self._raise_if_unreachable(error, "opening the collection")
             raise IndexStoreError(
                 f"the vector store in {where} cannot be opened ({error.__class__.__name__}: {error}); "
                 + ("build the index on that server first" if url else "delete the index directory and build again")
@@ -149,13 +151,6 @@ class VectorStore:
         if stored is not None and stored != signature:
             raise IndexMismatchError(f"collection {key} was built with {stored}, not {signature}")
         self.max_batch = max(1, min(self._call("asking its batch size", self.client.get_max_batch_size), 5000))
-
-    def _raise_if_unreachable(self, error: Exception, doing: str) -> None:
-        if self.url:
-            from indexing.remote import is_connection_error, server_error
-
-            if is_connection_error(error):
-                raise server_error(self.url, error, doing) from error
 
     def _call(self, doing: str, fn):
         """``fn()``; a server that stopped answering becomes one clear :class:`IndexStoreError`."""
