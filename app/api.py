@@ -104,8 +104,9 @@ def make_app(state: ApiState):
             return error(413, f"at most {MAX_INPUTS} inputs per request")
         emb = state.embedder()
 
-        def run():
-            return emb.encode(texts), sum(emb.count_tokens(texts))
+        def run():  # tokenised once: the ids are both what is embedded and what usage counts
+            ids = emb.tokenize(texts)
+            return emb.encode_ids(ids), sum(len(i) for i in ids)
 
         vectors, tokens = await run_in_threadpool(run)
         return JSONResponse({
