@@ -101,6 +101,7 @@ def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, n
     home.mkdir(parents=True, exist_ok=True)
     manifest_path = home / "manifest.json"
     config = chunk_config or default_chunk_config(embedder.max_length)
+    repairs: list[str] = []
     store = None
     if url:  # start from what the server publishes, not from whatever this machine cached
         store = VectorStore(index_dir, key, embedder.signature, url=url)
@@ -111,9 +112,15 @@ def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, n
     try:
         old = Manifest.load(manifest_path)
     except IndexStoreError as error:
+        repairs.append(f"{manifest_path.name} was damaged: rebuilt it from the corpus")
         log.warning("%s; re-chunking everything (Chroma still holds the embeddings)", error)
         old = None
-    old_chunks = read_chunks(home / "chunks.jsonl") if old and old.chunk_config == config.to_json() else {}
+    try:
+        old_chunks = read_chunks(home / "chunks.jsonl") if old and old.chunk_config == config.to_json() else {}
+    except IndexStoreError as error:  # re-chunked below; vectors are reused by chunk id
+        repairs.append("chunks.jsonl was damaged: re-chunked the corpus")
+        log.warning("%s; re-chunking everything (Chroma still holds the embeddings)", error)
+        old_chunks = {}
 
     # 1. chunk: unchanged documents keep their chunks
     chunks: list[Chunk] = []
@@ -172,6 +179,6 @@ def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, n
 
     return BuildReport(
         index_key=key, embedded=len(missing), kept=len(chunks) - len(missing), removed=len(stale),
-        documents=len(report.documents), skipped=list(report.skipped), notes=list(report.notes),
+        documents=len(report.documents), skipped=list(report.skipped), notes=[*report.notes, *repairs],
         seconds=time.perf_counter() - t0,
     )

@@ -47,6 +47,7 @@ class Manifest:
         if not path.exists():
             return None
         try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as error:
-            raise IndexStoreError(f"{path} is corrupt ({error}); delete its folder and build again") from error
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+            raise IndexStoreError(f"{path} is damaged ({reason}); run build again to repair it") from error

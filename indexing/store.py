@@ -56,10 +56,23 @@ def write_chunks_atomic(path: Path, chunks: Iterable[Chunk]) -> None:
 
 
 def read_chunks(path: Path) -> dict[str, Chunk]:
+    """The chunk records by id; a damaged file raises :class:`IndexStoreError` (``build`` repairs it)."""
     if not path.exists():
         return {}
-    with open(path, encoding="utf-8") as fh:
-        return {c.chunk_id: c for c in (Chunk(**json.loads(line)) for line in fh if line.strip())}
+    chunks: dict[str, Chunk] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        chunk = Chunk(**json.loads(line))
+                    except (json.JSONDecodeError, TypeError) as error:
+                        raise IndexStoreError(f"{path} is damaged at line {number} ({error}); "
+                                              "run build again to repair it") from error
+                    chunks[chunk.chunk_id] = chunk
+    except UnicodeDecodeError as error:
+        raise IndexStoreError(f"{path} is damaged (not UTF-8 text); run build again to repair it") from error
+    return chunks
 
 
 def check_index_dir(index_dir: Path, create: bool) -> None:

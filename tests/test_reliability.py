@@ -163,3 +163,29 @@ def test_links_out_of_the_corpus_are_not_followed_and_a_bad_jsonl_skips_only_its
     assert "outside the corpus folder" in reasons["passwd.txt"]
     assert "outside the corpus folder" in reasons.get("linked-folder/secret.txt", "outside the corpus folder")
     assert "not valid JSON" in reasons["rows.jsonl"]
+
+
+@pytest.mark.parametrize("damage", ["manifest-bytes", "manifest-cut", "chunks-bytes", "chunks-cut"])
+def test_build_repairs_a_damaged_manifest_or_chunk_file_reusing_the_vectors(tmp_path, minilm, damage):
+    from indexing import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n, text in enumerate(["Basalt lava cools into columns.", "Bees dance to point at flowers.",
+                              "Tides follow the moon."]):
+        (corpus / f"d{n}.txt").write_text(text)
+    index_dir = tmp_path / "index"
+    build_index(corpus, minilm, index_dir, name="t", show_progress=False)
+    home = next(index_dir.glob("indexes/*"))
+    target = home / ("manifest.json" if damage.startswith("manifest") else "chunks.jsonl")
+    data = target.read_bytes()
+    target.write_bytes(b"\xff\xfe\x00garbage" + data[5:] if damage.endswith("bytes") else data[: len(data) // 2])
+
+    with pytest.raises(IndexStoreError, match="damaged.*run build again"):  # readers: one clear error
+        open_index(index_dir).retriever("bm25").search("lava", 1)
+    report = build_index(corpus, minilm, index_dir, name="t", show_progress=False)
+    assert report.embedded == 0 and report.kept == 3  # the vectors in Chroma were reused by chunk id
+    assert any("damaged" in note for note in report.notes)
+    index = open_index(index_dir)
+    assert index.stats()["consistent"] and len(index.chunks) == 3
+    assert index.retriever("bm25").search("lava", 1).hits[0].doc_id == "d0.txt"
