@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from embedder.model import LoadedFrom, TransformerEmbedder
+from embedder.model import LoadedFrom, TransformerEmbedder, embedder_signature
 from embedder.presets import get_preset
-from embedder.sources import ModelNotFoundError, adapter_digest, resolve_source
+from embedder.sources import ModelNotFoundError, adapter_digest, model_ref_of, resolve_source
 from embedder.spec import EmbedderSpec, decoder_spec
 from linqrag.settings import apply_offline_env
 
@@ -145,6 +145,37 @@ def load_embedder(
     embedder = TransformerEmbedder(model, tokenizer, spec, loaded_from, batch_size=batch_size)
     log.info("loaded %r", embedder)
     return embedder
+
+
+def predict_signature(name: str | None = "auto", adapter: str | Path | None = None, *, quantization: str = "auto",
+                      device: str | None = None, dtype: str | torch.dtype | None = None) -> str | None:
+    """The signature :func:`load_embedder` with these arguments would give, read from the preset,
+    the adapter's files and the model's config only: no weights loaded, no GGUF converted. ``None``
+    where it cannot be known without loading (a hub id, a remote embedder, a missing model).
+
+    Callers that only need to know whether an index will accept an embedder ask this first: a
+    mismatch is refused in milliseconds rather than after the model is loaded."""
+    from embedder.remote import is_remote_name
+
+    if is_remote_name(name) or quantization not in QUANTIZATION_CHOICES:
+        return None
+    adapter_path = Path(adapter).expanduser() if adapter else None
+    if adapter_path is not None and not (adapter_path / "adapter_config.json").exists():
+        return None
+    if name is None:
+        name = (adapter_path and adapter_base(adapter_path)) or "auto"
+    spec = get_preset(name)
+    source = spec.source if spec else name
+    model_ref = model_ref_of(source)
+    if model_ref is None or (spec is None and not Path(source).expanduser().exists()):
+        return None
+    if spec is None:
+        spec = infer_spec(name, str(Path(source).expanduser().resolve()))
+    dev = _pick_device(device)
+    use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
+    dtype_name = "nf4" if use_nf4 else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
+    adapter_ref = f"{adapter_path.name}#{adapter_digest(adapter_path)}" if adapter_path is not None else None
+    return embedder_signature(LoadedFrom(model_ref, spec.revision, adapter_ref), spec, dtype_name)
 
 
 def attach_adapter(model: torch.nn.Module, adapter_path: Path, merge: bool) -> torch.nn.Module:

@@ -88,24 +88,11 @@ class TransformerEmbedder:
     @property
     def signature(self) -> str:
         """Tells embedders apart: vectors from different signatures must not be mixed."""
-        src = self.loaded_from
-        parts = [
-            src.model_ref + (f"@{src.revision}" if src.revision else ""),
-            f"adapter={src.adapter_ref or 'none'}",
-            f"pool={self.spec.pooling}",
-            f"dtype={self.dtype_name}",
-            f"eos={int(self.spec.append_eos)}",
-            f"fmt={self.format_digest}",
-        ]
-        return "|".join(parts)
+        return embedder_signature(self.loaded_from, self.spec, self.dtype_name)
 
     @property
     def format_digest(self) -> str:
-        """Short digest of the input templates: re-templated inputs give different vectors."""
-        text = f"{self.spec.query_template}\x00{self.spec.document_template}"
-        if any(_has_suffix(t) for t in (self.spec.query_template, self.spec.document_template)):
-            text += "\x00cut-inside"  # long texts are now cut inside the template: older vectors differ
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+        return format_digest(self.spec)
 
     def __repr__(self) -> str:
         return f"TransformerEmbedder({self.signature}, dim={self.dim}, device={self.device})"
@@ -257,6 +244,30 @@ class TransformerEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenize(texts)]
+
+
+def embedder_signature(loaded_from: LoadedFrom, spec: EmbedderSpec, dtype_name: str) -> str:
+    """The signature from what decides the vectors: weights, adapter, pooling, dtype, EOS, templates.
+
+    A pure function, so a signature can be known before any weights are loaded
+    (:func:`embedder.loading.predict_signature`)."""
+    parts = [
+        loaded_from.model_ref + (f"@{loaded_from.revision}" if loaded_from.revision else ""),
+        f"adapter={loaded_from.adapter_ref or 'none'}",
+        f"pool={spec.pooling}",
+        f"dtype={dtype_name}",
+        f"eos={int(spec.append_eos)}",
+        f"fmt={format_digest(spec)}",
+    ]
+    return "|".join(parts)
+
+
+def format_digest(spec: EmbedderSpec) -> str:
+    """Short digest of the input templates: re-templated inputs give different vectors."""
+    text = f"{spec.query_template}\x00{spec.document_template}"
+    if any(_has_suffix(t) for t in (spec.query_template, spec.document_template)):
+        text += "\x00cut-inside"  # long texts are now cut inside the template: older vectors differ
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _has_suffix(template: str | None) -> bool:

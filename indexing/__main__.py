@@ -61,12 +61,15 @@ def _build(args: argparse.Namespace, corpus) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from embedder import load_embedder
+    from embedder.loading import predict_signature
     from indexing import SearchFilter, open_index
 
     search_filter = SearchFilter(tuple(args.path or ()), tuple(args.title or ())) or None
     index = open_index(args.index_dir, corpus=args.corpus, chroma_url=args.chroma_url)
     embedder = None
     if args.retriever != "bm25":
+        if args.embedder:  # refuse a mismatched embedder before loading (a GGUF converts for minutes)
+            index.check_signature(predict_signature(args.embedder, args.adapter))
         embedder = (load_embedder(args.embedder, args.adapter) if args.embedder
                     else index.manifest.load_embedder())
     result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(

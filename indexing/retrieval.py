@@ -217,10 +217,14 @@ class Index:
         return selection
 
     def check_embedder(self, embedder) -> None:
-        if embedder.signature != self.manifest.signature:
+        self.check_signature(embedder.signature)
+
+    def check_signature(self, signature: str | None) -> None:
+        """Refuse a query embedder of another ``signature`` (``None``: not known yet, checked on load)."""
+        if signature is not None and signature != self.manifest.signature:
             raise IndexMismatchError(
                 f"this index was built with embedder {self.manifest.signature}; the query embedder is "
-                f"{embedder.signature}. Use the same embedder, or build an index for this one."
+                f"{signature}. Use the same embedder, or build an index for this one."
             )
 
     def retriever(self, kind: str, embedder=None, instruction: str | None = None,

