@@ -22,9 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -36,23 +34,17 @@ from embedder.model import LoadedFrom
 from embedder.prompts import document_wrapper, query_wrapper
 from embedder.sources import ModelNotFoundError
 from embedder.spec import EmbedderSpec
+from linqrag.http import CallLimits, HTTPCallError, post_json, redact  # noqa: F401  (redact: public here too)
 
 KINDS = ("openai", "tei")
 #: Environment variables read for the endpoint's key, first set wins (never logged or stored).
 KEY_ENV = ("LINQRAG_EMBEDDINGS_KEY", "OPENAI_API_KEY")
 #: Default base URL of ``openai:`` without one (``LINQRAG_EMBEDDINGS_URL`` overrides).
 OPENAI_URL = "https://api.openai.com/v1"
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class RemoteEmbedderError(ModelNotFoundError):
     """The endpoint standing in for the model cannot serve it; the message says what it answered."""
-
-
-def redact(text: str) -> str:
-    """An endpoint's error body without anything that looks like a credential."""
-    text = re.sub(r"(?i)(authorization|api[-_ ]?key|bearer)([\"':= ]+)[^\s\"',}]+", r"\1\2[redacted]", text)
-    return re.sub(r"\b(sk|rk|pk)-[A-Za-z0-9_-]{8,}", "[redacted]", text)
 
 
 def is_remote_name(name: str | None) -> bool:
@@ -208,54 +200,22 @@ class RemoteEmbedder:
             raise RemoteEmbedderError(f"{self.endpoint.url} changed dimension from {self.dim} to {vectors.shape[1]}")
         return vectors
 
-    def _post(self, texts: list[str], start: float, left: float) -> tuple[int, dict, bytes]:
-        """One attempt, read as a stream so that a server dripping bytes cannot outlast the deadline
-        (httpx's read timeout restarts with every byte)."""
-        body = bytearray()
-        with self._http().stream("POST", self.endpoint.url, json=self._payload(texts),
-                                 timeout=min(self.endpoint.timeout, left)) as response:
-            for piece in response.iter_bytes():
-                body += piece
-                if time.monotonic() - start > self.endpoint.deadline:
-                    raise TimeoutError
-            return response.status_code, dict(response.headers), bytes(body)
-
     def _request(self, texts: list[str]) -> np.ndarray:
         """One batch, retried on 429/5xx and lost connections with jittered backoff, within the deadline."""
-        import httpx
+        endpoint = self.endpoint
+        limits = CallLimits(endpoint.timeout, endpoint.deadline, endpoint.retries)
+        try:
+            content = post_json(self._http(), endpoint.url, self._payload(texts), limits,
+                                on_attempt=self._count_call)
+        except HTTPCallError as error:
+            raise RemoteEmbedderError(f"{error} (no embeddings)" if error.gave_up else str(error)) from None
+        try:
+            return self._parse(json.loads(content), len(texts))
+        except ValueError as error:
+            raise RemoteEmbedderError(f"{endpoint.url} answered with something that is not JSON ({error})") from error
 
-        start = time.monotonic()
-        problem = ""
-        for attempt in range(self.endpoint.retries + 1):
-            left = self.endpoint.deadline - (time.monotonic() - start)
-            if left <= 0:
-                break
-            try:
-                self.calls += 1
-                status, headers, content = self._post(texts, start, left)
-            except httpx.TransportError as error:  # refused, reset, timed out: worth another try
-                problem = f"{error.__class__.__name__}: {error}"
-            except TimeoutError:
-                problem = "the answer was still arriving at the deadline"
-                break
-            else:
-                if status < 300:
-                    try:
-                        return self._parse(json.loads(content), len(texts))
-                    except ValueError as error:
-                        raise RemoteEmbedderError(f"{self.endpoint.url} answered with something that is not JSON ({error})") from error
-                problem = f"HTTP {status}: {redact(content[:300].decode('utf-8', 'replace'))}"
-                if status not in RETRY_STATUS:
-                    raise RemoteEmbedderError(f"{self.endpoint.url} refused the request ({problem})")
-                retry_after = headers.get("retry-after", "")
-                if retry_after.replace(".", "", 1).isdigit():
-                    time.sleep(min(float(retry_after), max(left, 0)))
-                    continue
-            if attempt < self.endpoint.retries:
-                time.sleep(min(0.25 * 2**attempt * (1 + random.random()), max(left, 0), 8.0))
-        raise RemoteEmbedderError(
-            f"{self.endpoint.url} did not give embeddings after {attempt + 1} attempts within "
-            f"{self.endpoint.deadline:.0f} s (last: {problem or 'deadline reached'})")
+    def _count_call(self) -> None:
+        self.calls += 1
 
 
 def load_remote_embedder(name: str, base_url: str | None = None, template: str | None = None,

@@ -43,6 +43,7 @@ class DomainConfig:
     generator_model: str | None = None  #: local: smollm2 / hub id / path; openai: the model name
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+    generator_deadline: float = 300.0  #: seconds one endpoint request may take, retries included
     generation_cache: str | None = None  #: share LLM outputs across runs (default: inside the run dir)
     generator_batch_size: int = 8
     brainstorm_calls: int = 4

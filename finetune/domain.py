@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -104,6 +105,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
 
     if config.threads:
         torch.set_num_threads(config.threads)
+    from corpora import CorpusError
     from finetune.brainstorm import load_tasks, run_brainstorm_stage
     from finetune.chunk import run_chunk_stage
     from finetune.evaluate import run_evaluate_stage
@@ -114,7 +116,9 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
     from finetune.report import run_report_stage
     from finetune.teacher import Teacher
     from finetune.train import remove_partial_checkpoints, run_train_stage
+    from linqrag.generation import GenerationError, GeneratorUnavailable
 
+    made_here = not Path(config.run_dir).exists()
     run = RunDir(config.run_dir)
     if from_stage:
         if from_stage not in STAGES:
@@ -131,31 +135,44 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         return teacher[0]
 
     fresh_training = from_stage is not None and STAGES.index(from_stage) <= STAGES.index("train")
+
+    def run_stage(stage: str) -> dict:
+        """One stage's work; its summary for the log line."""
+        if stage == "chunk":
+            try:
+                return run_chunk_stage(config, run, show_progress)
+            except CorpusError:
+                if made_here:  # a refused corpus leaves no half-made run directory behind
+                    shutil.rmtree(run.root, ignore_errors=True)
+                raise
+        elif stage == "brainstorm":
+            return run_brainstorm_stage(config, run, llm, show_progress)
+        elif stage == "generate":
+            return run_generate_stage(config, run, load_tasks(run), llm, show_progress)
+        elif stage == "filter":
+            return run_filter_stage(config, run, get_teacher() if config.teacher_top_k > 0 else None, show_progress)
+        elif stage == "mine":
+            return run_mine_stage(config, run, get_teacher(), show_progress)
+        elif stage == "train":
+            teacher.clear()  # free the teacher's memory before loading the base for training
+            remove_partial_checkpoints(run)
+            order = [t.task_id for t in load_tasks(run)]
+            return run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
+        elif stage == "evaluate":
+            return run_evaluate_stage(config, run, show_progress)
+        else:
+            return run_report_stage(config, run)
+
     for stage in STAGES:
         if run.is_done(stage):
             log.info("stage %s: done earlier, skipped", stage)
             continue
         t0 = time.perf_counter()
         log.warning("stage %s ...", stage)
-        if stage == "chunk":
-            out = run_chunk_stage(config, run, show_progress)
-        elif stage == "brainstorm":
-            out = run_brainstorm_stage(config, run, llm, show_progress)
-        elif stage == "generate":
-            out = run_generate_stage(config, run, load_tasks(run), llm, show_progress)
-        elif stage == "filter":
-            out = run_filter_stage(config, run, get_teacher() if config.teacher_top_k > 0 else None, show_progress)
-        elif stage == "mine":
-            out = run_mine_stage(config, run, get_teacher(), show_progress)
-        elif stage == "train":
-            teacher.clear()  # free the teacher's memory before loading the base for training
-            remove_partial_checkpoints(run)
-            order = [t.task_id for t in load_tasks(run)]
-            out = run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
-        elif stage == "evaluate":
-            out = run_evaluate_stage(config, run, show_progress)
-        else:
-            out = run_report_stage(config, run)
+        try:
+            out = run_stage(stage)
+        except (GeneratorUnavailable, GenerationError) as error:  # the run dir is kept; a rerun resumes here
+            raise type(error)(f"stage {stage}: {error}") from error
         seconds = time.perf_counter() - t0
         run.record_seconds(stage, seconds)
         log.warning("stage %s finished in %.0f s: %s", stage, seconds, _short(out))

@@ -91,7 +91,7 @@ def open_generator(config, cache_path: Path) -> CachedGenerator:
     def factory() -> Generator:
         if kind == "openai":
             return load_generator("openai", model=model, base_url=config.base_url,
-                                  api_key_env=config.api_key_env or None)
+                                  api_key_env=config.api_key_env or None, deadline=config.generator_deadline)
         return load_generator("local", model=model, batch_size=config.generator_batch_size, backend=backend)
 
     return CachedGenerator(factory, name, cache_path, batch_size=config.generator_batch_size)

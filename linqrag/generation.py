@@ -30,12 +30,15 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from linqrag.http import CallLimits, HTTPCallError, post_json, redact
 
 log = logging.getLogger(__name__)
 
@@ -763,6 +766,8 @@ class OpenAICompatibleGenerator:
         api_key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 120.0,
         concurrency: int = 4,
+        deadline: float = 300.0,
+        retries: int = 3,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise GeneratorUnavailable(f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}")
@@ -772,6 +777,9 @@ class OpenAICompatibleGenerator:
         self.model = model
         self.api_key_env = api_key_env or None
         self.timeout = timeout
+        #: per request, retries included: a server that drips bytes cannot hold a run (httpx's read
+        #: timeout restarts with every byte)
+        self.limits = CallLimits(timeout=timeout, deadline=deadline, retries=retries)
         self.concurrency = max(1, concurrency)
         self.name = f"openai:{model}@{self.base_url}"
         self.backend = "openai"
@@ -808,7 +816,7 @@ class OpenAICompatibleGenerator:
         return body
 
     def _post(self, client, body: dict, stream: bool):
-        """Open the request; turns transport failures and auth errors into :class:`GeneratorUnavailable`."""
+        """Open a streaming request; turns transport failures and auth errors into :class:`GeneratorUnavailable`."""
         import httpx
 
         url = f"{self.base_url}/chat/completions"
@@ -825,20 +833,33 @@ class OpenAICompatibleGenerator:
                 f"endpoint {url} refused the key from ${self.api_key_env} (HTTP {response.status_code})"
             )
         if response.status_code >= 400:
-            detail = response.read().decode("utf-8", "replace")[:300]
+            detail = redact(response.read().decode("utf-8", "replace")[:300])
             response.close()
             raise GenerationError(f"endpoint {url} answered HTTP {response.status_code}: {detail}")
         return response
 
     def generate(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> str:
+        """One answer, within ``self.limits`` (retried on lost connections, 408, 429 and 5xx)."""
         import httpx
 
-        with httpx.Client(timeout=self.timeout) as client:
-            response = self._post(client, self._body(messages, config or DEFAULT_CONFIG, stream=False), stream=False)
+        url = f"{self.base_url}/chat/completions"
+        body = self._body(messages, config or DEFAULT_CONFIG, stream=False)
         try:
-            text = response.json()["choices"][0]["message"]["content"] or ""
+            with httpx.Client(timeout=self.timeout) as client:
+                content = post_json(client, url, body, self.limits, headers=self._headers())
+        except HTTPCallError as error:
+            if error.status in (401, 403):
+                raise GeneratorUnavailable(f"endpoint {url} refused the key from ${self.api_key_env} "
+                                           f"(HTTP {error.status})") from None
+            if error.gave_up and error.status is None:  # unreachable or too slow: later prompts would wait as long
+                raise GeneratorUnavailable(f"endpoint unreachable or too slow: {error}; start or check the server, "
+                                           "or raise the deadline (generator_deadline)") from None
+            raise GenerationError(f"endpoint {error}") from None
+        try:
+            text = json.loads(content)["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise GenerationError(f"{self.name}: malformed chat-completions response: {response.text[:300]}") from error
+            detail = redact(content[:300].decode("utf-8", "replace"))
+            raise GenerationError(f"{self.name}: malformed chat-completions response: {detail}") from error
         return cut_at_stop(text, config.stop) if config else text
 
     def generate_batch(
@@ -855,12 +876,22 @@ class OpenAICompatibleGenerator:
         import httpx
 
         body = self._body(messages, config or DEFAULT_CONFIG, stream=True)
+        start = time.monotonic()
         with httpx.Client(timeout=self.timeout) as client:
             response = self._post(client, body, stream=True)
             try:
-                yield from cut_stream_at_stop(parse_sse_chunks(response.iter_lines()), body.get("stop") or ())
+                lines = _until(response.iter_lines(), start + self.limits.deadline, self.name)
+                yield from cut_stream_at_stop(parse_sse_chunks(lines), body.get("stop") or ())
             finally:
                 response.close()
+
+
+def _until(lines: Iterator[str], deadline: float, name: str) -> Iterator[str]:
+    """``lines`` until the monotonic ``deadline``, then :class:`GenerationError`."""
+    for line in lines:
+        if time.monotonic() > deadline:
+            raise GenerationError(f"{name}: the answer was still streaming at the deadline")
+        yield line
 
 
 def parse_sse_chunks(lines) -> Iterator[str]:
@@ -877,7 +908,7 @@ def parse_sse_chunks(lines) -> Iterator[str]:
         except ValueError as error:
             raise GenerationError(f"malformed server-sent event: {payload[:200]}") from error
         if "error" in event:
-            raise GenerationError(f"endpoint reported an error mid-stream: {str(event['error'])[:300]}")
+            raise GenerationError(f"endpoint reported an error mid-stream: {redact(str(event['error'])[:300])}")
         for choice in event.get("choices") or []:
             piece = (choice.get("delta") or {}).get("content")
             if piece:
@@ -898,6 +929,7 @@ def load_generator(
     backend: str | None = "auto",
     threads: int | None = None,
     instances: int | None = None,
+    deadline: float = 300.0,
 ) -> Generator:
     """A generator by kind: ``local`` (``model`` defaults to the packaged ``smollm2``) or ``openai``
     (``base_url`` and ``model`` default to ``$OPENAI_BASE_URL`` and ``$OPENAI_MODEL``).
@@ -921,5 +953,5 @@ def load_generator(
             raise GeneratorUnavailable("the openai generator needs a base URL (--base-url or $OPENAI_BASE_URL)")
         if not model:
             raise GeneratorUnavailable("the openai generator needs a model name (--generator-model or $OPENAI_MODEL)")
-        return OpenAICompatibleGenerator(base_url, model, api_key_env=api_key_env)
+        return OpenAICompatibleGenerator(base_url, model, api_key_env=api_key_env, deadline=deadline)
     raise ValueError(f"generator kind must be one of {GENERATOR_KINDS}, got {kind!r}")

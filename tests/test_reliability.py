@@ -6,6 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -205,3 +208,60 @@ def test_a_mismatched_query_embedder_is_refused_before_its_weights_load(topics_i
                          check=False, capture_output=True, text=True)
     assert got.returncode == 2 and "this index was built with embedder" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr and "not available on this machine" not in got.stderr
+
+
+class _DrippingChat(BaseHTTPRequestHandler):
+    """A chat endpoint that answers 200 and then one byte a second, never finishing."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(120):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(1)
+        except OSError:  # the client gave up, as it should
+            pass
+
+
+def test_a_dripping_generator_endpoint_stops_finetune_at_its_deadline_naming_the_stage(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DrippingChat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(4):
+        (corpus / f"d{n}.txt").write_text(f"Document {n} tells how basalt columns form as lava cools slowly. " * 3)
+    (tmp_path / "cfg.toml").write_text("generator_deadline = 3\n")
+    run_dir = tmp_path / "run"
+    start = time.monotonic()
+    try:
+        got = subprocess.run(
+            [sys.executable, "-m", "finetune.domain", "--corpus", str(corpus), "--run-dir", str(run_dir),
+             "--generator", "openai", "--base-url", f"http://127.0.0.1:{server.server_port}/v1",
+             "--generator-model", "m", "--api-key-env", "", "--config", str(tmp_path / "cfg.toml"), "--quiet"],
+            check=False, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert got.returncode == 2 and "Traceback" not in got.stderr, got.stderr[-2000:]
+    last = got.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: stage brainstorm: endpoint unreachable or too slow") and "within 3 s" in last
+    assert time.monotonic() - start < 240
+    assert (run_dir / "config.json").exists() and (run_dir / "chunks.jsonl").exists()  # kept: a rerun resumes
+
+
+def test_a_refused_corpus_leaves_no_run_directory_behind(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.bin").write_bytes(b"\x00\x01")
+    run_dir = tmp_path / "run"
+    got = subprocess.run([sys.executable, "-m", "finetune.domain", "--corpus", str(corpus), "--run-dir", str(run_dir),
+                          "--quiet"], check=False, capture_output=True, text=True)
+    assert got.returncode == 2 and "no readable documents" in got.stderr and "Traceback" not in got.stderr
+    assert not run_dir.exists()
