@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from corpora import CorpusError, is_beir_folder, load_beir, load_directory
-from corpora.records import Document, LoadReport
+from corpora.records import Document, LoadReport, Skipped
 from embedder.model import TransformerEmbedder
 from indexing.bm25 import BM25Index
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
@@ -139,7 +139,11 @@ def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, n
         digests = {d.doc_id: doc_digest(d) for d in to_chunk}
         for n, doc in enumerate(tqdm(to_chunk, desc="chunk", unit="doc", disable=not show_progress or len(to_chunk) < 50)):
             report_progress("chunk", n, len(to_chunk))
-            new = chunk_documents([doc], config, tokenize)
+            try:
+                new = chunk_documents([doc], config, tokenize)
+            except (TimeoutError, ValueError, RecursionError) as error:  # one unsplittable text, not the build
+                report.skipped.append(Skipped(doc.doc_id, f"could not be chunked ({error.__class__.__name__}: {error})"))
+                continue
             chunks.extend(new)
             files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from corpora.records import Document
@@ -40,6 +40,29 @@ def token_counter(tokenizer) -> Callable[[str], list]:
     return encode
 
 
+#: Characters the sentence splitter sees at once. Long texts are cut into windows at a paragraph
+#: (else line, sentence, word) break first: the splitter's time and memory grow with its input,
+#: and on a whole 15-50 MB file it ran out of its regex time limit after gigabytes of memory.
+WINDOW_CHARS = 200_000
+
+
+def text_windows(text: str, size: int | None = None) -> Iterator[tuple[int, str]]:
+    """``(offset, piece)`` covering ``text`` in order, each at most ``size`` characters, cut at the
+    last paragraph, line, sentence or word break of the window where there is one."""
+    size = size or WINDOW_CHARS
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            for mark in ("\n\n", "\n", ". ", " "):
+                cut = text.rfind(mark, start + size // 2, end)
+                if cut != -1:
+                    end = cut + len(mark)
+                    break
+        yield start, text[start:end]
+        start = end
+
+
 def chunk_documents(documents: Iterable[Document], config: ChunkConfig, tokenize: Callable[[str], list]) -> list[Chunk]:
     from llama_index.core import Document as LIDocument
     from llama_index.core.node_parser import SentenceSplitter
@@ -50,16 +73,17 @@ def chunk_documents(documents: Iterable[Document], config: ChunkConfig, tokenize
     )
     chunks: list[Chunk] = []
     for doc in documents:
-        nodes = splitter.get_nodes_from_documents([LIDocument(text=doc.text, id_=doc.doc_id)])
         seen: dict[str, int] = {}
-        for node in nodes:
-            text = node.get_content()
-            if not text.strip():
-                continue
-            occurrence = seen.get(text, 0)
-            seen[text] = occurrence + 1
-            start = node.start_char_idx if node.start_char_idx is not None else doc.text.find(text)
-            end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
-            chunks.append(Chunk(chunk_id(doc.doc_id, text, occurrence), doc.doc_id, text, doc.title, doc.source,
-                                max(start, 0), end))
+        for offset, piece in text_windows(doc.text):
+            nodes = splitter.get_nodes_from_documents([LIDocument(text=piece, id_=doc.doc_id)])
+            for node in nodes:
+                text = node.get_content()
+                if not text.strip():
+                    continue
+                occurrence = seen.get(text, 0)
+                seen[text] = occurrence + 1
+                start = node.start_char_idx if node.start_char_idx is not None else piece.find(text)
+                end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
+                chunks.append(Chunk(chunk_id(doc.doc_id, text, occurrence), doc.doc_id, text, doc.title, doc.source,
+                                    offset + max(start, 0), offset + end))
     return chunks

@@ -147,7 +147,9 @@ def test_index_page_builds_uploaded_files(tmp_path, monkeypatch):
     at.text_input(key="upload_name").set_value(name)
     uploader = at.file_uploader(key="upload_files")
     uploader.upload("glaciers.txt", b"Glaciers carve U-shaped valleys as they slide downhill.", "text/plain")
-    uploader.upload("empty.txt", b"", "text/plain").run()
+    uploader.upload("empty.txt", b"", "text/plain")
+    uploader.upload(".hidden.txt", b"A file the loader would pass over.", "text/plain").run()
+    assert any("not saved: .hidden.txt" in w for w in texts(at.warning)), texts(at.warning)
     at.button(key="build").click().run()
     try:
         assert not at.exception, at.exception

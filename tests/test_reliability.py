@@ -265,3 +265,58 @@ def test_a_refused_corpus_leaves_no_run_directory_behind(tmp_path):
                           "--quiet"], check=False, capture_output=True, text=True)
     assert got.returncode == 2 and "no readable documents" in got.stderr and "Traceback" not in got.stderr
     assert not run_dir.exists()
+
+
+def test_long_texts_are_chunked_in_windows_with_exact_offsets(minilm):
+    from corpora.records import Document
+    from indexing.chunking import chunk_documents, default_chunk_config, text_windows, token_counter
+
+    sentence = "Basalt columns form when a thick lava flow cools and contracts slowly. "
+    text = sentence * 40_000  # 2.8 MB on one line: no paragraph or line break to cut at
+    windows = list(text_windows(text, 100_000))
+    assert "".join(piece for _, piece in windows) == text and all(len(p) <= 100_000 for _, p in windows)
+    assert all(piece.endswith(". ") for _, piece in windows[:-1])  # cut at a sentence, not inside a word
+    chunks = chunk_documents([Document("big.txt", text)], default_chunk_config(minilm.max_length),
+                             token_counter(minilm.tokenizer))
+    assert len(chunks) > 100 and all(text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_a_text_that_cannot_be_chunked_is_skipped_not_the_build(tmp_path, minilm, monkeypatch):
+    import indexing.chunking
+    from indexing import build_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Tides follow the moon.")
+    (corpus / "bad.txt").write_text("This one trips the splitter.")
+    real = indexing.chunking.text_windows
+
+    def failing(text, size=None):
+        if "trips" in text:  # what the sentence splitter's regex time limit raised on a whole 50 MB file
+            raise TimeoutError("regular-expression match exceeded its 5.0s time limit")
+        return real(text, size)
+
+    monkeypatch.setattr(indexing.chunking, "text_windows", failing)
+    report = build_index(corpus, minilm, tmp_path / "index", show_progress=False)
+    assert [s.path for s in report.skipped] == ["bad.txt"] and "could not be chunked" in report.skipped[0].reason
+    assert report.total == 1
+
+
+def test_each_upload_batch_is_its_own_corpus_and_dropped_files_are_listed(tmp_path, minilm):
+    from corpora.uploads import save_upload_batch
+    from indexing import build_index
+
+    root = tmp_path / "uploads"
+    first = save_upload_batch(root, "my docs", [("a.txt", b"Basalt lava cools."), ("b.txt", b"Bees dance."),
+                                                (".notes.txt", b"hidden"), ("a.txt", b"again")])
+    assert first.saved == ["a.txt", "b.txt"]
+    assert [d.path for d in first.dropped] == [".notes.txt", "a.txt"] and "hidden" in first.dropped[0].reason
+    index_dir = tmp_path / "index"
+    build_index(first.folder, minilm, index_dir, name="my-docs", show_progress=False)
+
+    second = save_upload_batch(root, "my docs", [("../../escape/c.txt", b"Tides follow the moon.")])
+    assert second.folder != first.folder and second.saved == ["c.txt"]
+    assert sorted(p.name for p in second.folder.iterdir()) == ["c.txt"] and second.folder.is_relative_to(root)
+    build_index(second.folder, minilm, index_dir, name="my-docs", show_progress=False)
+    assert sorted(open_index(index_dir).manifest.files) == ["c.txt"]  # exactly the uploaded set, not five
+    assert save_upload_batch(root, "my docs", [("../../escape/c.txt", b"Tides follow the moon.")]).folder == second.folder

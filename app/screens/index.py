@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -28,12 +27,14 @@ def render(settings: session.Settings) -> None:
         files = st.file_uploader("Files", accept_multiple_files=True, key="upload_files",
                                  type=["txt", "md", "markdown", "html", "htm", "pdf", "jsonl"])
         if files:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "uploads"
-            folder = cache_dir() / "uploads" / safe
-            folder.mkdir(parents=True, exist_ok=True)
-            for upload in files:
-                (folder / Path(upload.name).name).write_bytes(upload.getvalue())
-            st.caption(f"{len(files)} file(s) saved to `{folder}`")
+            from corpora.uploads import safe_corpus_name, save_upload_batch
+
+            batch = save_upload_batch(cache_dir() / "uploads", name, [(f.name, f.getvalue()) for f in files])
+            folder, corpus_name = batch.folder, safe_corpus_name(name)
+            st.caption(f"{len(batch.saved)} file(s) of this upload saved to `{folder}`: the index will hold "
+                       "exactly these")
+            for dropped in batch.dropped:
+                st.warning(f"not saved: {dropped.path}: {dropped.reason}")
     else:
         from corpora import DEMO_CORPUS_NAME, demo_corpus_dir
 
