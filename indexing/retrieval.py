@@ -14,10 +14,12 @@ query is encoded on :data:`QUERY_THREADS` threads.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,14 @@ from indexing.bm25 import BM25Index
 from indexing.filters import FilterError, SearchFilter, matching_ids
 from indexing.manifest import Manifest
 from indexing.records import Chunk, Hit, SearchResult
-from indexing.store import IndexMismatchError, IndexStoreError, VectorStore, check_index_dir, read_chunks
+from indexing.store import (
+    IndexMismatchError,
+    IndexStoreError,
+    VectorStore,
+    check_index_dir,
+    read_chunks,
+    stored_vector_count,
+)
 from linqrag import settings
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -48,6 +57,7 @@ QUERY_VECTORS_KEPT = 256
 QUERY_THREADS = max(1, int(os.environ.get("LINQRAG_QUERY_THREADS") or 1))
 #: Held while a query is encoded (and its vector remembered); re-entrant.
 _QUERY_LOCK = threading.RLock()
+_STORE_LOCK = threading.Lock()  # opens an index's Chroma store once, whichever thread asks first
 
 
 @contextmanager
@@ -146,10 +156,20 @@ class Index:
     key: str
     manifest: Manifest
     chunks: dict[str, Chunk]
-    store: VectorStore
+    #: the Chroma collection, or how to open it: opened on first use, so BM25 searches never start
+    #: Chroma (whose engine writes a row to its own lock table in chroma.sqlite3 on every open)
+    vector_store: VectorStore | Callable[[], VectorStore]
     bm25: BM25Index
     _selections: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _vectors: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
+
+    @property
+    def store(self) -> VectorStore:
+        if not isinstance(self.vector_store, VectorStore):
+            with _STORE_LOCK:
+                if not isinstance(self.vector_store, VectorStore):
+                    self.vector_store = self.vector_store()
+        return self.vector_store
 
     def query_vector(self, embedder, query: str, instruction: str | None = None) -> np.ndarray:
         """The (read-only) query vector, from the last :data:`QUERY_VECTORS_KEPT` queries when seen.
@@ -243,7 +263,10 @@ class Index:
 
     def stats(self) -> dict:
         m = self.manifest
-        vectors = self.store.count()
+        remote = isinstance(self.vector_store, VectorStore) and self.vector_store.url
+        vectors = None if remote else stored_vector_count(self.index_dir / "chroma", self.key)
+        if vectors is None:
+            vectors = self.store.count()
         return {"key": self.key, "corpus": m.corpus, "corpus_path": m.corpus_path, "embedder": m.signature,
                 "documents": len(m.files), "chunks": len(self.chunks), "vectors": vectors,
                 "consistent": vectors == len(self.chunks) == m.chunk_count,
@@ -364,14 +387,15 @@ def open_index(index_dir: str | Path, corpus: str | None = None, signature: str 
         raise IndexStoreError(f"no finished index{wanted} {where}; build one with `python -m indexing build`")
     manifest = max(candidates, key=lambda m: m.built_at)
     key = index_key(manifest.corpus, manifest.signature)
-    store = VectorStore(index_dir, key, manifest.signature, create=False, url=url)
     if url:
         from indexing.remote import cache_home, sync_cache
 
+        store = VectorStore(index_dir, key, manifest.signature, create=False, url=url)
         check_index_dir(index_dir, create=True)
         home = cache_home(index_dir, url, key)
         sync_cache(home, manifest, store.collection, url)
     else:
+        store = functools.partial(VectorStore, index_dir, key, manifest.signature, create=False)
         home = index_dir / "indexes" / key
     try:
         bm25 = BM25Index.load(home / "bm25")

@@ -75,6 +75,25 @@ def read_chunks(path: Path) -> dict[str, Chunk]:
     return chunks
 
 
+def stored_vector_count(chroma_dir: Path, key: str) -> int | None:
+    """How many vectors collection ``key`` holds, read from ``chroma.sqlite3`` opened read-only,
+    so ``stats`` leaves the file as it was (Chroma's engine records every client open in it).
+    ``None`` where the file's layout is not the one this reads (another Chroma version): ask Chroma."""
+    import sqlite3
+
+    path = chroma_dir / "chroma.sqlite3"
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+                "JOIN collections c ON s.collection = c.id WHERE c.name = ?", (key,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else None
+
+
 def check_index_dir(index_dir: Path, create: bool) -> None:
     """Refuse a directory that holds something other than a linqrag index."""
     if index_dir.exists() and not index_dir.is_dir():

@@ -264,8 +264,12 @@ def test_bad_corpus_and_bad_index_dirs_give_clear_errors(topic_corpus, minilm, t
 
     build(topic_corpus, minilm, tmp_path / "index")
     (tmp_path / "index" / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    damaged = open_index(tmp_path / "index")  # Chroma is opened on first use: BM25 still answers
+    assert damaged.retriever("bm25").search("steam locomotives", 1).hits
     with pytest.raises(IndexStoreError, match="cannot be opened"):
-        open_index(tmp_path / "index")
+        damaged.retriever("dense", minilm).search("steam locomotives", 1)
+    with pytest.raises(IndexStoreError, match="cannot be opened"):
+        open_index(tmp_path / "index").stats()
 
 
 def test_llamaindex_retriever_and_vector_store(topic_corpus, minilm, tmp_path):

@@ -320,3 +320,20 @@ def test_each_upload_batch_is_its_own_corpus_and_dropped_files_are_listed(tmp_pa
     build_index(second.folder, minilm, index_dir, name="my-docs", show_progress=False)
     assert sorted(open_index(index_dir).manifest.files) == ["c.txt"]  # exactly the uploaded set, not five
     assert save_upload_batch(root, "my docs", [("../../escape/c.txt", b"Tides follow the moon.")]).folder == second.folder
+
+
+def test_stats_and_bm25_search_leave_chroma_sqlite_untouched(index_copy):
+    import hashlib
+
+    from indexing.store import stored_vector_count
+
+    sqlite_file = index_copy / "chroma" / "chroma.sqlite3"
+    before = hashlib.sha256(sqlite_file.read_bytes()).hexdigest()
+    for args in (("stats",), ("search", "magma", "--retriever", "bm25")):
+        got = subprocess.run([sys.executable, "-m", "indexing", *args, "--index-dir", str(index_copy)],
+                             check=False, capture_output=True, text=True)
+        assert got.returncode == 0, got.stderr
+    assert hashlib.sha256(sqlite_file.read_bytes()).hexdigest() == before
+    index = open_index(index_copy)
+    # the read-only count is this Chroma's own count (None would mean its file layout changed)
+    assert stored_vector_count(index_copy / "chroma", index.key) == index.store.count() == len(index.chunks)
