@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -108,6 +109,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
     from corpora import CorpusError
     from finetune.brainstorm import load_tasks, run_brainstorm_stage
     from finetune.chunk import run_chunk_stage
+    from finetune.distributed import barrier, ranks
     from finetune.evaluate import run_evaluate_stage
     from finetune.filters import run_filter_stage
     from finetune.generate import run_generate_stage
@@ -118,13 +120,18 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
     from finetune.train import remove_partial_checkpoints, run_train_stage
     from linqrag.generation import GenerationError, GeneratorUnavailable
 
+    where = ranks()  # torchrun: training on every rank, every other stage on rank 0 alone
     made_here = not Path(config.run_dir).exists()
+    barrier(where)  # every rank has looked before rank 0 makes it
     run = RunDir(config.run_dir)
     if from_stage:
         if from_stage not in STAGES:
             raise RunDirError(f"--from-stage must be one of {', '.join(STAGES)}")
-        run.reset_from(from_stage)
-    write_json(run.path("config.json"), config.to_json())
+        if where.main:
+            run.reset_from(from_stage)
+    if where.main:
+        write_json(run.path("config.json"), config.to_json())
+    barrier(where)
     cache = Path(config.generation_cache) if config.generation_cache else run.generation_cache
     llm = open_generator(config, cache)
     teacher: list = []
@@ -155,7 +162,8 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
             return run_mine_stage(config, run, get_teacher(), show_progress)
         elif stage == "train":
             teacher.clear()  # free the teacher's memory before loading the base for training
-            remove_partial_checkpoints(run)
+            if where.main:
+                remove_partial_checkpoints(run)
             order = [t.task_id for t in load_tasks(run)]
             return run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
         elif stage == "evaluate":
@@ -167,6 +175,9 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         if run.is_done(stage):
             log.info("stage %s: done earlier, skipped", stage)
             continue
+        if not where.main and stage != "train":
+            barrier(where)  # rank 0 runs it; this rank waits, then reads its files
+            continue
         t0 = time.perf_counter()
         log.warning("stage %s ...", stage)
         try:
@@ -174,8 +185,10 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         except (GeneratorUnavailable, GenerationError) as error:  # the run dir is kept; a rerun resumes here
             raise type(error)(f"stage {stage}: {error}") from error
         seconds = time.perf_counter() - t0
-        run.record_seconds(stage, seconds)
-        log.warning("stage %s finished in %.0f s: %s", stage, seconds, _short(out))
+        barrier(where)
+        if where.main:
+            run.record_seconds(stage, seconds)
+            log.warning("stage %s finished in %.0f s: %s", stage, seconds, _short(out))
     minutes = run.stage_minutes()
     log.warning("cost (minutes per stage on this machine): %s; total %.1f",
                 ", ".join(f"{k} {v}" for k, v in minutes.items()), sum(minutes.values()))
@@ -252,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(result.summary_line())
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        print(result.summary_line())
     return 0
 
 

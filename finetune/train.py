@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from finetune.batching import plan_batches
 from finetune.chunk import load_pool
 from finetune.config import DomainConfig
+from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks, sum_gradients
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
 from finetune.mining import load_examples
@@ -46,6 +47,8 @@ class Batch:
 
     query_inputs: dict
     doc_inputs: dict
+    query_ids: list  # token ids of each query and document: a rank pads its own share
+    doc_ids: list
     targets: torch.Tensor
     exclude: torch.Tensor
     margin_rows: torch.Tensor
@@ -86,9 +89,12 @@ def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, 
         for col, text in enumerate(docs):
             if col != target and (chunk_of[col] == chunk_of[target] or text.strip() == docs[target].strip()):
                 exclude[row, col] = True
+    doc_ids = embedder.document_ids(docs)
     return Batch(
         query_inputs=embedder.pad(query_ids),
-        doc_inputs=embedder.pad(embedder.document_ids(docs)),
+        doc_inputs=embedder.pad(doc_ids),
+        query_ids=query_ids,
+        doc_ids=doc_ids,
         targets=torch.tensor(targets, dtype=torch.long),
         exclude=exclude,
         margin_rows=torch.tensor(rows, dtype=torch.long),
@@ -97,10 +103,22 @@ def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, 
     )
 
 
-def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float = 0.0) -> torch.Tensor:
-    """InfoNCE, plus ``distill_weight`` x MarginMSE on the teacher's margins when there are any."""
-    q = embedder.forward(batch.query_inputs)
-    d = embedder.forward(batch.doc_inputs)
+def _embed(embedder, ids: list, padded: dict, where: Ranks) -> torch.Tensor:
+    """All rows' embeddings; with several ranks this one embeds its share and gathers the rest."""
+    if where.world == 1:
+        return embedder.forward(padded)
+    lo, hi = where.share(len(ids))
+    # an empty share still runs one row (then drops it) so dtype, device and the graph are right
+    local = embedder.forward(embedder.pad(ids[lo:hi] if hi > lo else ids[:1]))[: hi - lo]
+    return gather_rows(local, len(ids), where)
+
+
+def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float = 0.0,
+               where: Ranks = ONE_PROCESS) -> torch.Tensor:
+    """InfoNCE, plus ``distill_weight`` x MarginMSE on the teacher's margins when there are any.
+    Over the global batch on every rank (:mod:`finetune.distributed`)."""
+    q = _embed(embedder, batch.query_ids, batch.query_inputs, where)
+    d = _embed(embedder, batch.doc_ids, batch.doc_inputs, where)
     device = q.device
     targets = batch.targets.to(device)
     loss = info_nce(q, d, targets, temperature, batch.exclude.to(device))
@@ -159,13 +177,16 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         raise ValueError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
                          "(more chunks, a better generator or looser filters)")
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
+    where = ranks()
     plan = plan_batches(examples, config.batch_size, config.steps, config.mixed_steps, config.seed, tasks_order)
-    write_jsonl(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
+    if where.main:
+        write_jsonl(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
     fingerprint = plan_fingerprint(config, plan, examples)
-    if fresh:
+    if fresh and where.main:
         moved = archive_checkpoints(run)
         if moved:
             log.warning("earlier checkpoints moved to %s", moved)
+    barrier(where)  # every rank sees the same checkpoints before looking for one to resume
 
     torch.manual_seed(config.seed)
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
@@ -196,7 +217,8 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         start = int(state["step"])
         log.warning("resuming training from %s (step %d)", previous[-1].name, start)
     kept = [row for row in iter_jsonl(run.losses) if row.get("step", 0) <= start]
-    write_jsonl(run.losses, kept)
+    if where.main:
+        write_jsonl(run.losses, kept)
 
     probe = [examples[i] for i in sorted(random.Random(config.seed + 7).sample(range(len(examples)),
                                                                                 min(PROBE_SIZE, len(examples))))]
@@ -218,16 +240,19 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         "default_instruction": _most_common_instruction(examples), "lora_r": config.lora_r,
     }
     if start == 0:
-        append_jsonl(run.losses, [{"step": 0, "probe_loss": probe_loss()}])
+        value = probe_loss()
+        if where.main:
+            append_jsonl(run.losses, [{"step": 0, "probe_loss": value}])
     model.train()
     step_seconds: list[float] = []
     homogeneous_steps = config.steps - min(config.mixed_steps, config.steps)
-    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not show_progress)
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not show_progress or not where.main)
     for step in range(start + 1, config.steps + 1):
         t0 = time.perf_counter()
         members = [examples[i] for i in plan[step - 1]]
-        loss = batch_loss(embedder, build_batch(embedder, members, texts), temperature, config.distill_weight)
+        loss = batch_loss(embedder, build_batch(embedder, members, texts), temperature, config.distill_weight, where)
         loss.backward()
+        sum_gradients(params, where)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
@@ -241,14 +266,17 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
                "phase": phase, "tasks": tasks, "batch": len(members)}
         if step % config.checkpoint_every == 0 or step == config.steps:
             row["probe_loss"] = probe_loss()
-            target = run.checkpoints / f"step-{step:06d}"
-            save_adapter(model, target, {**meta_base, "step": step}, {STATE_FILE: {
-                "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint}})
-        append_jsonl(run.losses, [row])
+            if where.main:
+                target = run.checkpoints / f"step-{step:06d}"
+                save_adapter(model, target, {**meta_base, "step": step, "processes": where.world}, {STATE_FILE: {
+                    "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint}})
+        if where.main:
+            append_jsonl(run.losses, [row])
         bar.set_postfix(loss=f"{loss_value:.3f}")
         bar.update(1)
     bar.close()
+    barrier(where)  # rank 0's last checkpoint and log row are written before any rank summarises
 
     losses = [r for r in iter_jsonl(run.losses) if "loss" in r]
     summary = {
@@ -263,9 +291,11 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         "gradient_checkpointing": checkpointing,
         "temperature": temperature,
         "distill_weight": config.distill_weight,
+        "processes": where.world,
         **trainable_summary(model),
     }
-    run.mark_done("train", summary)
+    if where.main:
+        run.mark_done("train", summary)
     return summary
 
 
