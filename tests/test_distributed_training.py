@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,16 @@ from tests.test_finetune_train import make_run
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
-import json, sys
+import json, os, sys
 import torch
 torch.set_num_threads(1)
 from finetune.config import DomainConfig
 from finetune.rundir import RunDir
 from finetune.train import run_train_stage
 config = DomainConfig(**json.loads(sys.argv[1]))
-print(json.dumps(run_train_stage(config, RunDir(config.run_dir), ["t0", "t1"], show_progress=False)))
+summary = run_train_stage(config, RunDir(config.run_dir), ["t0", "t1"], show_progress=False)
+if os.environ["RANK"] == "0":
+    print(json.dumps(summary))
 """
 
 
@@ -51,12 +54,17 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tiny_mistral_di
                                                      "checkpoint_every", "learning_rate", "warmup_steps", "lora_dropout")}
     script = tmp_path / "train_two.py"
     script.write_text(SCRIPT)
-    got = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          str(script), json.dumps(fields)], check=False, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert got.returncode == 0, got.stderr[-3000:]
-    summary = json.loads(got.stdout.strip().splitlines()[-1])
-    assert summary["processes"] == 2
+
+    def train_two(run_dir) -> dict:
+        got = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              str(script), json.dumps({**fields, "run_dir": str(run_dir)})],
+                             check=False, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert got.returncode == 0, got.stderr[-3000:]
+        return json.loads(got.stdout.strip().splitlines()[-1])
+
+    summary = train_two(double.root)
+    assert summary["processes"] == 2 and summary["resumed_from"] == 0
 
     def trajectory(run):
         return [(r["step"], r.get("loss"), r.get("probe_loss")) for r in iter_jsonl(run.losses)]
@@ -76,3 +84,11 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tiny_mistral_di
     last_2 = load_file(checkpoint_dirs(double)[-1] / "adapter_model.safetensors")
     assert last_1.keys() == last_2.keys()
     assert max((last_1[k] - last_2[k]).abs().max().item() for k in last_1) < 1e-4
+
+    # killed after the step-3 checkpoint: the two-process rerun resumes there and ends bit-identical
+    killed = tmp_path / "killed"
+    shutil.copytree(double.root, killed)
+    shutil.rmtree(killed / "checkpoints" / "step-000006")
+    assert train_two(killed)["resumed_from"] == 3
+    resumed = load_file(killed / "checkpoints" / "step-000006" / "adapter_model.safetensors")
+    assert all(torch.equal(resumed[k], last_2[k]) for k in last_2)
