@@ -337,3 +337,37 @@ def test_stats_and_bm25_search_leave_chroma_sqlite_untouched(index_copy):
     index = open_index(index_copy)
     # the read-only count is this Chroma's own count (None would mean its file layout changed)
     assert stored_vector_count(index_copy / "chroma", index.key) == index.store.count() == len(index.chunks)
+
+
+class _EchoingChat(BaseHTTPRequestHandler):
+    """A chat endpoint that refuses every request and echoes the request's Authorization header."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"error": f"bad request; you sent Authorization: {self.headers['Authorization']}"}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_endpoint_that_echoes_the_key_has_it_redacted_from_the_error(monkeypatch):
+    from linqrag.generation import GenerationError, OpenAICompatibleGenerator
+
+    key = "sk-echoed-secret-1234567890"
+    monkeypatch.setenv("ECHO_TEST_KEY", key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingChat)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        generator = OpenAICompatibleGenerator(f"http://127.0.0.1:{server.server_port}/v1", "m", api_key_env="ECHO_TEST_KEY")
+        for call in (lambda: generator.generate([{"role": "user", "content": "hi"}]),
+                     lambda: list(generator.stream([{"role": "user", "content": "hi"}]))):
+            with pytest.raises(GenerationError, match="HTTP 400") as caught:
+                call()
+            assert key not in str(caught.value) and "[redacted]" in str(caught.value)
+    finally:
+        server.shutdown()
