@@ -243,3 +243,10 @@ def test_unreadable_html_gives_a_reason(tmp_path, monkeypatch):
     monkeypatch.setattr(extract.HTMLParser, "feed", refuse)
     (skipped,) = load_directory(odd).skipped
     assert skipped.reason == "malformed HTML: neither lxml nor html.parser can read it (bad tag)"
+
+
+def test_whitespace_is_collapsed_but_single_spaces_and_paragraphs_are_kept():
+    from corpora.extract import normalise_whitespace
+
+    text = "a  b\tc \r\n  d\n\n\n\ne\x0bf single spaces stay"
+    assert normalise_whitespace(text) == "a b c\nd\n\ne f single spaces stay"
