@@ -170,7 +170,10 @@ def predict_signature(name: str | None = "auto", adapter: str | Path | None = No
     if model_ref is None or (spec is None and not Path(source).expanduser().exists()):
         return None
     if spec is None:
-        spec = infer_spec(name, str(Path(source).expanduser().resolve()))
+        try:
+            spec = infer_spec(name, str(Path(source).expanduser().resolve()))
+        except (OSError, ValueError, KeyError):  # not a readable config: loading will say why
+            return None
     dev = _pick_device(device)
     use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
     dtype_name = "nf4" if use_nf4 else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
