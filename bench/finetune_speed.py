@@ -103,9 +103,8 @@ def bench_training(base: str, steps: int, batch_size: int, checkpointing: bool, 
         opt.zero_grad()
         if step:  # the first step warms up allocators
             times.append(time.perf_counter() - t0)
-    docs = batch.doc_inputs["input_ids"].shape
-    return {"what": "train", "base": base, "threads": threads, "batch": batch_size, "docs_per_step": docs[0],
-            "doc_tokens": docs[1], "gradient_checkpointing": checkpointing,
+    return {"what": "train", "base": base, "threads": threads, "batch": batch_size, "docs_per_step": len(batch.doc_ids),
+            "doc_tokens": max(len(ids) for ids in batch.doc_ids), "gradient_checkpointing": checkpointing,
             "seconds_per_step": round(sum(times) / len(times), 2), "load1": round(load, 1)}
 
 

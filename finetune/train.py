@@ -45,9 +45,7 @@ class Batch:
     """Tensors of one step: ``targets[i]`` is the column of query ``i``'s positive among the documents;
     ``margin_rows/columns/values`` are the soft-label triples (query row, negative column, margin)."""
 
-    query_inputs: dict
-    doc_inputs: dict
-    query_ids: list  # token ids of each query and document: a rank pads its own share
+    query_ids: list  # token ids of each query and document, padded where embedded (a rank pads its share)
     doc_ids: list
     targets: torch.Tensor
     exclude: torch.Tensor
@@ -89,12 +87,9 @@ def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, 
         for col, text in enumerate(docs):
             if col != target and (chunk_of[col] == chunk_of[target] or text.strip() == docs[target].strip()):
                 exclude[row, col] = True
-    doc_ids = embedder.document_ids(docs)
     return Batch(
-        query_inputs=embedder.pad(query_ids),
-        doc_inputs=embedder.pad(doc_ids),
         query_ids=query_ids,
-        doc_ids=doc_ids,
+        doc_ids=embedder.document_ids(docs),
         targets=torch.tensor(targets, dtype=torch.long),
         exclude=exclude,
         margin_rows=torch.tensor(rows, dtype=torch.long),
@@ -103,10 +98,10 @@ def build_batch(embedder, examples: Sequence[TrainingExample], texts: dict[str, 
     )
 
 
-def _embed(embedder, ids: list, padded: dict, where: Ranks) -> torch.Tensor:
+def _embed(embedder, ids: list, where: Ranks) -> torch.Tensor:
     """All rows' embeddings; with several ranks this one embeds its share and gathers the rest."""
     if where.world == 1:
-        return embedder.forward(padded)
+        return embedder.forward(embedder.pad(ids))
     lo, hi = where.share(len(ids))
     # an empty share still runs one row (then drops it) so dtype, device and the graph are right
     local = embedder.forward(embedder.pad(ids[lo:hi] if hi > lo else ids[:1]))[: hi - lo]
@@ -117,8 +112,8 @@ def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float
                where: Ranks = ONE_PROCESS) -> torch.Tensor:
     """InfoNCE, plus ``distill_weight`` x MarginMSE on the teacher's margins when there are any.
     Over the global batch on every rank (:mod:`finetune.distributed`)."""
-    q = _embed(embedder, batch.query_ids, batch.query_inputs, where)
-    d = _embed(embedder, batch.doc_ids, batch.doc_inputs, where)
+    q = _embed(embedder, batch.query_ids, where)
+    d = _embed(embedder, batch.doc_ids, where)
     device = q.device
     targets = batch.targets.to(device)
     loss = info_nce(q, d, targets, temperature, batch.exclude.to(device))
