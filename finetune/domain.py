@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -265,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+    from finetune.distributed import ranks
+
+    if ranks().main:  # under torchrun, one summary
         print(result.summary_line())
     return 0
 

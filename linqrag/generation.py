@@ -815,42 +815,44 @@ class OpenAICompatibleGenerator:
             body["stop"] = list(config.stop)
         return body
 
-    def _post(self, client, body: dict, stream: bool):
-        """Open a streaming request; turns transport failures and auth errors into :class:`GeneratorUnavailable`."""
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _key_refused(self, status: int) -> GeneratorUnavailable:
+        return GeneratorUnavailable(f"endpoint {self.url} refused the key from ${self.api_key_env} (HTTP {status})")
+
+    def _open_stream(self, client, body: dict):
+        """Open a streaming request; transport failures and refused keys become :class:`GeneratorUnavailable`."""
         import httpx
 
-        url = f"{self.base_url}/chat/completions"
         try:
-            request = client.build_request("POST", url, json=body, headers=self._headers())
-            response = client.send(request, stream=stream)
+            request = client.build_request("POST", self.url, json=body, headers=self._headers())
+            response = client.send(request, stream=True)
         except httpx.TransportError as error:
             raise GeneratorUnavailable(
-                f"endpoint {url} is unreachable ({error.__class__.__name__}): start the server or fix the base URL"
+                f"endpoint {self.url} is unreachable ({error.__class__.__name__}): start the server or fix the base URL"
             ) from None
         if response.status_code in (401, 403):
             response.close()
-            raise GeneratorUnavailable(
-                f"endpoint {url} refused the key from ${self.api_key_env} (HTTP {response.status_code})"
-            )
+            raise self._key_refused(response.status_code)
         if response.status_code >= 400:
             detail = redact(response.read().decode("utf-8", "replace")[:300])
             response.close()
-            raise GenerationError(f"endpoint {url} answered HTTP {response.status_code}: {detail}")
+            raise GenerationError(f"endpoint {self.url} answered HTTP {response.status_code}: {detail}")
         return response
 
     def generate(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> str:
         """One answer, within ``self.limits`` (retried on lost connections, 408, 429 and 5xx)."""
         import httpx
 
-        url = f"{self.base_url}/chat/completions"
         body = self._body(messages, config or DEFAULT_CONFIG, stream=False)
         try:
             with httpx.Client(timeout=self.timeout) as client:
-                content = post_json(client, url, body, self.limits, headers=self._headers())
+                content = post_json(client, self.url, body, self.limits, headers=self._headers())
         except HTTPCallError as error:
             if error.status in (401, 403):
-                raise GeneratorUnavailable(f"endpoint {url} refused the key from ${self.api_key_env} "
-                                           f"(HTTP {error.status})") from None
+                raise self._key_refused(error.status) from None
             if error.gave_up and error.status is None:  # unreachable or too slow: later prompts would wait as long
                 raise GeneratorUnavailable(f"endpoint unreachable or too slow: {error}; start or check the server, "
                                            "or raise the deadline (generator_deadline)") from None
@@ -878,7 +880,7 @@ class OpenAICompatibleGenerator:
         body = self._body(messages, config or DEFAULT_CONFIG, stream=True)
         start = time.monotonic()
         with httpx.Client(timeout=self.timeout) as client:
-            response = self._post(client, body, stream=True)
+            response = self._open_stream(client, body)
             try:
                 lines = _until(response.iter_lines(), start + self.limits.deadline, self.name)
                 yield from cut_stream_at_stop(parse_sse_chunks(lines), body.get("stop") or ())
