@@ -6,8 +6,10 @@ import io
 import re
 from html.parser import HTMLParser
 
+from linqrag.errors import LinqragError
 
-class ExtractionError(ValueError):
+
+class ExtractionError(LinqragError, ValueError):
     """The bytes are not text linqrag can read; the message says why."""
 
 

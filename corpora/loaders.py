@@ -21,6 +21,7 @@ from corpora.extract import (
     pdf_to_text,
 )
 from corpora.records import BeirDataset, Document, LoadReport, Skipped
+from linqrag.errors import LinqragError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -29,7 +30,7 @@ SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".jsonl", ".jsonl.gz"}
 DEFAULT_MAX_BYTES = 100 * 2**20
 
 
-class CorpusError(ValueError):
+class CorpusError(LinqragError, ValueError):
     """A corpus folder that cannot be read at all (missing, empty of documents, malformed BEIR)."""
 
 

@@ -9,12 +9,13 @@ import logging
 import shutil
 from pathlib import Path
 
+from linqrag.errors import LinqragError
 from linqrag.settings import cache_dir
 
 log = logging.getLogger(__name__)
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(LinqragError, RuntimeError):
     """A model's weights are not on this machine; the message says how to get them."""
 
 

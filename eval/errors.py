@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from linqrag.errors import LinqragError
 
-class EvalError(RuntimeError):
+
+class EvalError(LinqragError, RuntimeError):
     """A problem the user can fix (bad arguments, an unknown task, a run directory without results)."""
 
 

@@ -13,11 +13,13 @@ import json
 import re
 from dataclasses import dataclass
 
+from linqrag.errors import LinqragError
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
 
 
-class OutputRejected(ValueError):
+class OutputRejected(LinqragError, ValueError):
     """A generator output that cannot be used; ``reason`` is a short label counted in reports."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

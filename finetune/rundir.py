@@ -13,10 +13,12 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from linqrag.errors import LinqragError
+
 STAGES = ("chunk", "brainstorm", "generate", "filter", "mine", "train", "evaluate", "report")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(LinqragError, RuntimeError):
     """The run directory does not fit the request (another corpus, a missing earlier stage)."""
 
 

@@ -40,6 +40,7 @@ from indexing.store import (
     stored_vector_count,
 )
 from linqrag import settings
+from linqrag.errors import LinqragError
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -80,7 +81,7 @@ def query_threads(n: int | None = None):
                 torch.set_num_threads(before)
 
 
-class SearchError(ValueError):
+class SearchError(LinqragError, ValueError):
     """A search asked for something that cannot be searched (``k`` below 1, not an integer)."""
 
 

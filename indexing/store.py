@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.records import Chunk
+from linqrag.errors import LinqragError
 from linqrag.settings import apply_offline_env
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ MARKER = "linqrag-index.json"
 FORMAT_VERSION = 1
 
 
-class IndexStoreError(RuntimeError):
+class IndexStoreError(LinqragError, RuntimeError):
     """The index directory cannot be used as asked; the message says why and what to do."""
 
 

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from linqrag.errors import LinqragError
 from linqrag.http import CallLimits, HTTPCallError, post_json, redact
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,11 @@ LOCAL_BACKENDS = ("auto", "llama.cpp", "transformers")
 BACKEND_ENV = "LINQRAG_GENERATOR_BACKEND"
 
 
-class GeneratorUnavailable(RuntimeError):
+class GeneratorUnavailable(LinqragError, RuntimeError):
     """The generator cannot run here (model missing, endpoint unreachable, no key); the message says how to fix it."""
 
 
-class GenerationError(RuntimeError):
+class GenerationError(LinqragError, RuntimeError):
     """The backend ran but the request failed (bad status, malformed response)."""
 
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from linqrag.errors import LinqragError
+
 #: Statuses that a later attempt may not get: timeouts, throttling, conflicts, server errors.
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -35,7 +37,7 @@ class CallLimits:
     retries: int = 4
 
 
-class HTTPCallError(RuntimeError):
+class HTTPCallError(LinqragError, RuntimeError):
     """A call that did not succeed: ``status`` is the last HTTP status (``None``: no answer);
     ``gave_up`` says the retries or the deadline ran out (else the endpoint refused outright)."""
 

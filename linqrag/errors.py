@@ -1,0 +1,34 @@
+"""One base for every error a user can fix, and the one way a CLI reports it.
+
+Each package raises its own subclass (a corpus it cannot read, a model that is not here, an
+index built with another embedder); a CLI catches only :class:`LinqragError`, prints one
+``error:`` line and exits 2, so a real bug still surfaces with its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+#: The exit status of a run stopped by a :class:`LinqragError` (argparse uses it for bad flags too).
+EXIT_USAGE = 2
+
+
+class LinqragError(Exception):
+    """A problem the user can fix; the message says what went wrong and what to do."""
+
+
+class ConfigError(LinqragError, ValueError):
+    """A setting or a config file that cannot be used as given."""
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI's ``main``: a :class:`LinqragError` becomes one ``error:`` line and exit 2."""
+    try:
+        return main(argv)
+    except LinqragError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
