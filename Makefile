@@ -3,7 +3,7 @@ PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: setup demo test bench llama-cpp
+.PHONY: setup demo test lint bench llama-cpp
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,11 @@ demo: setup
 
 test: setup
 	$(PYTHON) -m pytest -q
+
+# the lint gate CI runs before the suite: pyflakes, pycodestyle, import order, bugbear, pyupgrade,
+# complexity <= 12 (settings in pyproject.toml)
+lint: setup
+	$(PYTHON) -m ruff check .
 
 bench: setup
 	$(PYTHON) bench/embed.py
