@@ -15,4 +15,25 @@ STREAMLIT_FLAGS = (
     "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
 )
 
-__all__ = ["MAIN", "STREAMLIT_FLAGS"]
+
+
+def streamlit_command(host: str, port: int, *extra: str) -> list[str]:
+    """The one ``streamlit run app/main.py`` command line every launcher uses."""
+    import sys
+
+    return [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", host,
+            "--server.port", str(port), *STREAMLIT_FLAGS, *extra]
+
+
+def streamlit_env(index_dir: Path, chroma_url: str | None = None, base: dict | None = None) -> dict[str, str]:
+    """The environment the app reads its index location from (``base``: the current one)."""
+    import os
+
+    env = dict(os.environ if base is None else base, LINQRAG_INDEX_DIR=str(Path(index_dir).resolve()),
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    if chroma_url:  # every page opens and builds indexes through the server
+        env["LINQRAG_CHROMA_URL"] = chroma_url
+    return env
+
+
+__all__ = ["MAIN", "STREAMLIT_FLAGS", "streamlit_command", "streamlit_env"]

@@ -10,14 +10,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from app import MAIN, STREAMLIT_FLAGS
+from app import streamlit_command, streamlit_env
 
 
 def find_chromium() -> str | None:
@@ -42,12 +41,11 @@ def serve(index_dir: Path, port: int | None = None, log_path: Path | None = None
           timeout: float = 120.0) -> Iterator[str]:
     """Run ``streamlit run app/main.py`` on loopback for ``index_dir``; yields the URL."""
     port = port or free_port()
-    env = dict(os.environ, LINQRAG_INDEX_DIR=str(index_dir), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    env = streamlit_env(index_dir)
     # the child holds its own copy of the log's descriptor, so ours is closed once it has started
     with open(log_path, "wb") if log_path else nullcontext(subprocess.DEVNULL) as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.address", "127.0.0.1",
-             "--server.port", str(port), *STREAMLIT_FLAGS, "--server.fileWatcherType", "none"],
+            streamlit_command("127.0.0.1", port, "--server.fileWatcherType", "none"),
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

@@ -2,7 +2,7 @@
 
 from corpora.demo import DEMO_CORPUS_NAME, demo_corpus_dir
 from corpora.extract import ExtractionError
-from corpora.loaders import CorpusError, is_beir_folder, iter_beir_corpus, load_beir, load_directory
+from corpora.loaders import CorpusError, is_beir_folder, iter_beir_corpus, load_beir, load_corpus, load_directory
 from corpora.records import BeirDataset, Document, LoadReport, Skipped
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "is_beir_folder",
     "iter_beir_corpus",
     "load_beir",
+    "load_corpus",
     "load_directory",
 ]

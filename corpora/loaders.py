@@ -180,3 +180,11 @@ def load_beir(folder: str | Path, split: str = "test") -> BeirDataset:
     if not corpus:
         raise CorpusError(f"{corpus_path} holds no documents")
     return BeirDataset(folder.name, corpus, queries, qrels, split)
+
+
+def load_corpus(corpus: str | Path) -> LoadReport:
+    """A BEIR folder's corpus (ids as in its qrels) or every readable file of a directory."""
+    corpus = Path(corpus)
+    if is_beir_folder(corpus):
+        return LoadReport(load_beir(corpus).corpus, [], [f"{corpus.name}: BEIR folder, corpus only"])
+    return load_directory(corpus)

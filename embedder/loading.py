@@ -11,12 +11,11 @@ import torch
 from embedder.model import LoadedFrom, TransformerEmbedder, embedder_signature
 from embedder.presets import get_preset
 from embedder.sources import ModelNotFoundError, adapter_digest, model_ref_of, resolve_source
-from embedder.spec import EmbedderSpec, decoder_spec
+from embedder.spec import QUANTIZATION_CHOICES, EmbedderSpec, decoder_spec
 from linqrag.settings import apply_offline_env
 
 log = logging.getLogger(__name__)
 
-QUANTIZATION_CHOICES = ("auto", "nf4", "none")
 #: model_type values loaded as last-token decoders when a bare hub id or path is given.
 DECODER_TYPES = {"mistral", "llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "mixtral"}
 

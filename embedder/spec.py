@@ -7,6 +7,9 @@ from dataclasses import dataclass, replace
 from embedder.pooling import POOLING_MODES
 from embedder.prompts import DEFAULT_INSTRUCTION, INSTRUCT_TEMPLATE
 
+#: How the weights are held: ``auto`` (the preset's choice on this device), 4-bit ``nf4``, or as stored.
+QUANTIZATION_CHOICES = ("auto", "nf4", "none")
+
 
 @dataclass(frozen=True)
 class EmbedderSpec:

@@ -8,12 +8,11 @@ not installed) print one ``error:`` line and exit with code 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from embedder.spec import QUANTIZATION_CHOICES
+from linqrag.errors import run_cli
 from linqrag.settings import apply_offline_env
-
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'streamlined' (default), 'full', or task names: local sets (SciFact, NFCorpus, "
                    "AILAStatutes, AILACasedocs, STSBenchmark, SICK-R), BEIR folders, MTEB tasks or benchmarks "
                    "(need LINQRAG_ONLINE=1 unless cached); add ':streamlined' to a task for its light set")
-    s.add_argument("--quantization", choices=("auto", "nf4", "none"),
-                   help="decoder precision (default: the suite's; streamlined: auto, 4-bit for large decoders on a GPU)")
+    s.add_argument("--quantization", choices=QUANTIZATION_CHOICES,
+                   help="decoder precision (default: the suite's; streamlined: auto, 4-bit for large decoders "
+                        "on a GPU)")
     s.add_argument("--max-length", type=int, help="token window (e.g. 128 for smollm2 on a CPU)")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--suite", help="which suite's results to compare when the runs hold several")
     c.add_argument("--by", choices=("retrieval", "sts", "all"), default="retrieval",
                    help="rank by the mean nDCG@10 of the retrieval tasks (default), the STS mean, or all tasks")
-    c.add_argument("--plot", type=Path, help="where to save the plot (default ~/.cache/linqrag/eval/compare-<suite>.png)")
+    c.add_argument("--plot", type=Path,
+                   help="where to save the plot (default ~/.cache/linqrag/eval/compare-<suite>.png)")
     c.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     c.add_argument("--no-bm25", action="store_true", help="do not add the BM25 row")
     c.add_argument("--cache-dir", type=Path, help="mteb result cache for the BM25 row")
@@ -134,20 +135,10 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(_run, argv)
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     apply_offline_env()
-    from embedder import ModelNotFoundError
-    from eval.errors import EvalError
-
-    try:
-        return {"score": cmd_score, "compare": cmd_compare, "suites": cmd_suites}[args.command](args)
-    except (EvalError, ModelNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {"score": cmd_score, "compare": cmd_compare, "suites": cmd_suites}[args.command](args)

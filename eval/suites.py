@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from embedder.spec import QUANTIZATION_CHOICES
 from eval.errors import EvalError
 from eval.localdata import LOCAL_DATASETS, STS
 from eval.sampling import PairSampling, RetrievalSampling
 
 Sampling = RetrievalSampling | PairSampling
-QUANTIZATIONS = ("auto", "nf4", "none")
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def resolve_suite(args: str | list[str] | Suite, quantization: str | None = None
             any_sampled = any(s.sampling is not None for s in specs)
             suite = Suite(label, specs, "auto" if any_sampled else "none", "tasks named on the command line")
     if quantization is not None:
-        if quantization not in QUANTIZATIONS:
-            raise EvalError(f"quantization must be one of {QUANTIZATIONS}")
+        if quantization not in QUANTIZATION_CHOICES:
+            raise EvalError(f"quantization must be one of {QUANTIZATION_CHOICES}")
         suite = Suite(suite.name, suite.tasks, quantization, suite.description)
     return suite

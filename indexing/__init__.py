@@ -1,6 +1,6 @@
 """Corpora into a persistent, incremental index (Chroma + BM25) and dense / BM25 / hybrid retrieval."""
 
-from indexing.build import build_index, load_corpus
+from indexing.build import build_index
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config
 from indexing.filters import FilterError, SearchFilter
 from indexing.records import BuildReport, Chunk, Hit, SearchResult
@@ -25,7 +25,6 @@ __all__ = [
     "chunk_documents",
     "default_chunk_config",
     "list_indexes",
-    "load_corpus",
     "open_index",
     "rrf_fuse",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from corpora import CorpusError, is_beir_folder, load_beir, load_directory
+from corpora import CorpusError, load_corpus
 from corpora.records import Document, LoadReport, Skipped
 from embedder.model import TransformerEmbedder
 from indexing.bm25 import BM25Index
@@ -39,14 +39,6 @@ log = logging.getLogger(__name__)
 
 #: Chunks embedded and written to Chroma per step; each step is durable on its own.
 UPSERT_BATCH = 256
-
-
-def load_corpus(corpus: str | Path) -> LoadReport:
-    """A BEIR folder's corpus (ids as in its qrels) or every readable file of a directory."""
-    corpus = Path(corpus)
-    if is_beir_folder(corpus):
-        return LoadReport(load_beir(corpus).corpus, [], [f"{corpus.name}: BEIR folder, corpus only"])
-    return load_directory(corpus)
 
 
 def doc_digest(doc: Document) -> str:
