@@ -12,6 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -65,7 +66,6 @@ def build_index(
     manifest is then published there too and ``index_dir`` only caches (:mod:`indexing.remote`).
     One build writes to an index directory at a time (:mod:`indexing.lock`); another waits
     ``wait_for_lock`` seconds for it, then stops with :class:`~indexing.lock.IndexBusyError`."""
-    report_progress = progress or (lambda stage, done, total: None)
     t0 = time.perf_counter()
     corpus = Path(corpus)
     if not corpus.is_dir():
@@ -77,30 +77,95 @@ def build_index(
 
     index_dir = Path(index_dir)
     check_index_dir(index_dir, create=True)
+    job = BuildJob(corpus, report, embedder, index_dir, name or corpus.resolve().name,
+                   chunk_config or default_chunk_config(embedder.max_length), batch_size, upsert_batch,
+                   show_progress, progress or _no_progress, chroma_url or settings.chroma_url(), t0)
     with writer_lock(index_dir, wait_for_lock, what=f"build of {corpus.name}"):
-        return _build_locked(corpus, report, embedder, index_dir, name, chunk_config, batch_size, upsert_batch,
-                             show_progress, report_progress, chroma_url, t0)
+        return _build_locked(job)
 
 
-def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, name: str | None,
-                  chunk_config: ChunkConfig | None, batch_size: int | None, upsert_batch: int, show_progress: bool,
-                  report_progress: Callable[[str, int, int], None], chroma_url: str | None, t0: float) -> BuildReport:
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """One build's inputs, resolved: what :func:`build_index` was asked, with its defaults filled in."""
+
+    corpus: Path
+    loaded: LoadReport
+    embedder: TransformerEmbedder
+    index_dir: Path
+    name: str
+    chunk_config: ChunkConfig
+    batch_size: int | None
+    upsert_batch: int
+    show_progress: bool
+    progress: Callable[[str, int, int], None]
+    chroma_url: str | None  #: None: the embedded store
+    started: float  #: ``time.perf_counter()`` when the build was asked for
+
+    @property
+    def key(self) -> str:
+        return index_key(self.name, self.embedder.signature)
+
+    @property
+    def home(self) -> Path:
+        """Where this index's chunk records, BM25 and manifest live (a cache when the store is a server)."""
+        if self.chroma_url:
+            return cache_home(self.index_dir, self.chroma_url, self.key)
+        return self.index_dir / "indexes" / self.key
+
+
+@dataclass
+class Previous:
+    """What an earlier build left: its manifest and chunk records (empty when unusable), and repairs made."""
+
+    manifest: Manifest | None
+    chunks: dict[str, Chunk]
+    repairs: list[str]
+
+
+def _build_locked(job: BuildJob) -> BuildReport:
     """The build itself, under the index directory's write lock."""
-    name = name or corpus.resolve().name
-    key = index_key(name, embedder.signature)
-    url = chroma_url or settings.chroma_url()
-    home = cache_home(index_dir, url, key) if url else index_dir / "indexes" / key
+    home = job.home
     home.mkdir(parents=True, exist_ok=True)
-    manifest_path = home / "manifest.json"
-    config = chunk_config or default_chunk_config(embedder.max_length)
-    repairs: list[str] = []
     store = None
-    if url:  # start from what the server publishes, not from whatever this machine cached
-        store = VectorStore(index_dir, key, embedder.signature, url=url)
-        published = server_manifests(store.client, url).get(key)
+    if job.chroma_url:  # start from what the server publishes, not from whatever this machine cached
+        store = VectorStore(job.index_dir, job.key, job.embedder.signature, url=job.chroma_url)
+        published = server_manifests(store.client, job.chroma_url).get(job.key)
         if published is not None:
-            sync_cache(home, published, store.collection, url)
+            sync_cache(home, published, store.collection, job.chroma_url)
+    previous = _read_previous(home, job.chunk_config)
+    chunks, files = _chunk_changed(job, previous)
+    store = store or VectorStore(job.index_dir, job.key, job.embedder.signature)
+    embedded, removed = _reconcile_vectors(job, store, chunks)
+    wanted = {c.chunk_id for c in chunks}
+    # chunk store, BM25 and manifest, each replaced atomically; the manifest last
+    changed = bool(embedded or removed) or previous.manifest is None or not (home / "bm25").exists()
+    if changed or set(previous.chunks) != wanted:
+        write_chunks_atomic(home / "chunks.jsonl", chunks)
+        BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks],
+                        show_progress=False).save(home / "bm25")
+    embedder = job.embedder
+    manifest = Manifest(
+        corpus=job.name, corpus_path=str(job.corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
+        chunk_config=job.chunk_config.to_json(), files=files, chunk_count=len(chunks),
+        adapter=embedder.loaded_from.adapter_path, max_length=embedder.max_length,
+    )
+    manifest.save(home / "manifest.json")
+    if job.chroma_url:
+        publish_manifest(store.client, job.chroma_url, job.key, manifest)
+    return BuildReport(
+        index_key=job.key, embedded=embedded, kept=len(chunks) - embedded, removed=removed,
+        documents=len(job.loaded.documents), skipped=list(job.loaded.skipped),
+        notes=[*job.loaded.notes, *previous.repairs], seconds=time.perf_counter() - job.started,
+    )
 
+
+def _read_previous(home: Path, config: ChunkConfig) -> Previous:
+    """The last build's manifest and chunks; damaged files are noted and rebuilt (Chroma keeps the vectors)."""
+    manifest_path, repairs = home / "manifest.json", []
     try:
         old = Manifest.load(manifest_path)
     except IndexStoreError as error:
@@ -113,68 +178,52 @@ def _build_locked(corpus: Path, report: LoadReport, embedder, index_dir: Path, n
         repairs.append("chunks.jsonl was damaged: re-chunked the corpus")
         log.warning("%s; re-chunking everything (Chroma still holds the embeddings)", error)
         old_chunks = {}
+    return Previous(old, old_chunks, repairs)
 
-    # 1. chunk: unchanged documents keep their chunks
+
+def _chunk_changed(job: BuildJob, previous: Previous) -> tuple[list[Chunk], dict[str, dict]]:
+    """Every document's chunks: unchanged documents keep theirs, the others are chunked again."""
     chunks: list[Chunk] = []
     files: dict[str, dict] = {}
     to_chunk: list[Document] = []
-    for doc in report.documents:
-        digest = doc_digest(doc)
-        previous = old.files.get(doc.doc_id) if old and old_chunks else None
-        if previous and previous["digest"] == digest and all(c in old_chunks for c in previous["chunks"]):
-            chunks.extend(old_chunks[c] for c in previous["chunks"])
-            files[doc.doc_id] = previous
+    for doc in job.loaded.documents:
+        before = previous.manifest.files.get(doc.doc_id) if previous.manifest and previous.chunks else None
+        if before and before["digest"] == doc_digest(doc) and all(c in previous.chunks for c in before["chunks"]):
+            chunks.extend(previous.chunks[c] for c in before["chunks"])
+            files[doc.doc_id] = before
         else:
             to_chunk.append(doc)
-    if to_chunk:
-        tokenize = token_counter(embedder.tokenizer)
-        digests = {d.doc_id: doc_digest(d) for d in to_chunk}
-        for n, doc in enumerate(tqdm(to_chunk, desc="chunk", unit="doc", disable=not show_progress or len(to_chunk) < 50)):
-            report_progress("chunk", n, len(to_chunk))
-            try:
-                new = chunk_documents([doc], config, tokenize)
-            except (TimeoutError, ValueError, RecursionError) as error:  # one unsplittable text, not the build
-                report.skipped.append(Skipped(doc.doc_id, f"could not be chunked ({error.__class__.__name__}: {error})"))
-                continue
-            chunks.extend(new)
-            files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
+    if not to_chunk:
+        return chunks, files
+    tokenize = token_counter(job.embedder.tokenizer)
+    quiet = not job.show_progress or len(to_chunk) < 50
+    for n, doc in enumerate(tqdm(to_chunk, desc="chunk", unit="doc", disable=quiet)):
+        job.progress("chunk", n, len(to_chunk))
+        try:
+            new = chunk_documents([doc], job.chunk_config, tokenize)
+        except (TimeoutError, ValueError, RecursionError) as error:  # one unsplittable text, not the build
+            reason = f"could not be chunked ({error.__class__.__name__}: {error})"
+            job.loaded.skipped.append(Skipped(doc.doc_id, reason))
+            continue
+        chunks.extend(new)
+        files[doc.doc_id] = {"digest": doc_digest(doc), "chunks": [c.chunk_id for c in new]}
+    return chunks, files
 
-    # 2. reconcile with what Chroma holds
-    store = store or VectorStore(index_dir, key, embedder.signature)
+
+def _reconcile_vectors(job: BuildJob, store: VectorStore, chunks: list[Chunk]) -> tuple[int, int]:
+    """Embed and store the chunks Chroma lacks, a durable batch at a time, and delete ids no
+    document produces any more; returns ``(embedded, removed)``."""
     existing = store.ids()
-    wanted = {c.chunk_id for c in chunks}
     missing = [c for c in chunks if c.chunk_id not in existing]
-    stale = existing - wanted
-
-    # 3. embed and store what is missing, a durable batch at a time
-    report_progress("embed", 0, len(missing))
-    with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not show_progress or not missing) as bar:
-        for i in range(0, len(missing), upsert_batch):
-            part = missing[i : i + upsert_batch]
-            vectors = embedder.encode_documents([c.indexed_text for c in part], batch_size=batch_size)
-            store.upsert(part, vectors)
+    stale = existing - {c.chunk_id for c in chunks}
+    job.progress("embed", 0, len(missing))
+    with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not job.show_progress or not missing) as bar:
+        for i in range(0, len(missing), job.upsert_batch):
+            part = missing[i : i + job.upsert_batch]
+            store.upsert(part, job.embedder.encode_documents([c.indexed_text for c in part], batch_size=job.batch_size))
             bar.update(len(part))
-            report_progress("embed", i + len(part), len(missing))
+            job.progress("embed", i + len(part), len(missing))
             log.info("upserted %d/%d chunks", i + len(part), len(missing))
     if stale:
         store.delete(stale)
-
-    # 4. chunk store, BM25 and manifest, each replaced atomically; the manifest last
-    changed = bool(missing or stale) or old is None or not (home / "bm25").exists()
-    if changed or set(old_chunks) != wanted:
-        write_chunks_atomic(home / "chunks.jsonl", chunks)
-        BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks], show_progress=False).save(home / "bm25")
-    manifest = Manifest(
-        corpus=name, corpus_path=str(corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
-        chunk_config=config.to_json(), files=files, chunk_count=len(chunks),
-        adapter=embedder.loaded_from.adapter_path, max_length=embedder.max_length,
-    )
-    manifest.save(manifest_path)
-    if url:
-        publish_manifest(store.client, url, key, manifest)
-
-    return BuildReport(
-        index_key=key, embedded=len(missing), kept=len(chunks) - len(missing), removed=len(stale),
-        documents=len(report.documents), skipped=list(report.skipped), notes=[*report.notes, *repairs],
-        seconds=time.perf_counter() - t0,
-    )
+    return len(missing), len(stale)
