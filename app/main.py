@@ -1,6 +1,7 @@
 """The linqrag app: ``streamlit run app/main.py`` (or ``python -m app serve``, which builds the demo index first).
 
-Pages are plain modules in ``app/screens/`` (not ``pages/``, which Streamlit would list as pages of its own) with a ``render(settings)`` function, chosen in the sidebar; the sidebar's
+Pages are plain modules in ``app/screens/`` (not ``pages/``, which Streamlit would list as pages of its own) with a
+``render(settings)`` function, chosen in the sidebar; the sidebar's
 choices (corpus, embedder, retriever, top-k, generator) are drawn once and passed to the page.
 """
 

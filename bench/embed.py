@@ -35,7 +35,8 @@ def load_passages(n: int, seed: int = 0) -> tuple[list[str], str]:
         random.Random(seed).shuffle(rows)
         return [f"{r['title']}. {r['text']}" for r in rows[:n]], f"SciFact abstracts ({corpus})"
     rng = random.Random(seed)
-    words = ["retrieval", "model", "vector", "query", "passage", "index", "chunk", "token", "embedding", "score", "rank", "corpus"]
+    words = ["retrieval", "model", "vector", "query", "passage", "index", "chunk", "token", "embedding", "score",
+             "rank", "corpus"]
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(20, 250))) for _ in range(n)]
     return texts, "synthetic text (shared data absent)"
 
@@ -65,7 +66,8 @@ def main() -> int:
     from embedder.sources import minilm_dir
 
     passages, origin = load_passages(args.passages)
-    print(f"{len(passages)} passages from {origin}; batch size {args.batch_size}; torch threads {torch.get_num_threads()}")
+    print(f"{len(passages)} passages from {origin}; batch size {args.batch_size}; torch threads "
+          f"{torch.get_num_threads()}")
 
     ours = load_embedder("minilm", batch_size=args.batch_size)
     theirs = SentenceTransformer(str(minilm_dir()), device="cpu")

@@ -92,9 +92,11 @@ def main() -> int:
 
     lines = [
         (f"Mistral-7B-shaped model (32 layers, 4096-d, random weights from MistralConfig) on {device_name}, "
-         f"torch {torch.__version__}; batches of 16,384 tokens (4 x 4096 and 32 x 512), mean of {REPEATS} after a warm-up."),
+         f"torch {torch.__version__}; batches of 16,384 tokens (4 x 4096 and 32 x 512), mean of {REPEATS} after a "
+         "warm-up."),
         "",
-        "| mode | weights on GPU (GiB) | peak, 4096-token batch (GiB) | tokens/s @4096 | peak, 512-token batch (GiB) | tokens/s @512 | load (s) |",
+        "| mode | weights on GPU (GiB) | peak, 4096-token batch (GiB) | tokens/s @4096 | peak, 512-token batch (GiB) | "
+        "tokens/s @512 | load (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -102,13 +104,15 @@ def main() -> int:
                      f"{r['peak_gib_512']} | {r['tok_s_512']:,} | {r['load_s']} |")
     bf16, nf4 = rows
     lines += ["", (f"ratio nf4/bf16: weights {nf4['weights_gib'] / bf16['weights_gib']:.2f}, "
-                   f"tokens/s @4096 {nf4['tok_s_4096'] / bf16['tok_s_4096']:.2f}, @512 {nf4['tok_s_512'] / bf16['tok_s_512']:.2f}"),
+                   f"tokens/s @4096 {nf4['tok_s_4096'] / bf16['tok_s_4096']:.2f}, @512 "
+                   f"{nf4['tok_s_512'] / bf16['tok_s_512']:.2f}"),
               f"checks: {json.dumps(checks)}"]
     report = "\n".join(lines)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_quant.md").write_text(report + "\n")
-    (args.out / "gpu_quant.json").write_text(json.dumps({"device": device_name, "rows": rows, "checks": checks}, indent=2))
+    (args.out / "gpu_quant.json").write_text(json.dumps({"device": device_name, "rows": rows, "checks": checks},
+                                                        indent=2))
     return 0
 
 

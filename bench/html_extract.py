@@ -118,25 +118,26 @@ def _is_redirect(head: str) -> bool:
     return 'http-equiv="refresh"' in low or "<title>redirection</title>" in low
 
 
+def _is_page_of(kind: str, root: Path, path: Path) -> bool:
+    """A real page (not an index, a stub or a redirect) that ``kind`` generated."""
+    rel = path.relative_to(root).as_posix()
+    if path.name in SKIP_NAMES or "genindex-" in path.name or path.stat().st_size < 2048:
+        return False
+    head = path.read_text(encoding="utf-8", errors="replace")[:3000]
+    if _is_redirect(head):
+        return False
+    if kind == "mdbook":
+        return "mdBook" in head
+    if kind == "rustdoc":
+        return 'name="generator" content="rustdoc"' in head and not rel.startswith("src/")
+    if kind == "sphinx":
+        return "sphinx" in head.lower() or "_static/" in head
+    return True
+
+
 def find_pages(kind: str, root: Path, count: int) -> list[Path]:
     """``count`` pages of one generator under ``root``, evenly spread over the sorted candidates."""
-    candidates = []
-    for path in sorted(root.rglob("*.html")):
-        rel = path.relative_to(root).as_posix()
-        if path.name in SKIP_NAMES or "genindex-" in path.name:
-            continue
-        if path.stat().st_size < 2048:
-            continue
-        head = path.read_text(encoding="utf-8", errors="replace")[:3000]
-        if _is_redirect(head):
-            continue
-        if kind == "mdbook" and "mdBook" not in head:
-            continue
-        if kind == "rustdoc" and ('name="generator" content="rustdoc"' not in head or rel.startswith("src/")):
-            continue
-        if kind == "sphinx" and ("sphinx" not in head.lower() and "_static/" not in head):
-            continue
-        candidates.append(path)
+    candidates = [path for path in sorted(root.rglob("*.html")) if _is_page_of(kind, root, path)]
     if len(candidates) <= count:
         return candidates
     # round-robin over the top-level folders (books, modules, doc sections), evenly spread inside each,
@@ -165,41 +166,34 @@ def find_pages(kind: str, root: Path, count: int) -> list[Path]:
 # ---------------------------------------------------------------- reference sets from the DOM
 
 
+def _walk(node, parts: list[str]) -> None:
+    """Append the text under ``node`` to ``parts``, with a break around every block element."""
+    tag = node.tag if isinstance(node.tag, str) else None
+    if tag is None or tag in _INVISIBLE:  # a comment, a processing instruction, a script or style
+        if node.tail:
+            parts.append(node.tail)
+        return
+    block = tag in BLOCK_TAGS
+    if block:
+        parts.append("\n")
+    if tag == "pre":
+        parts.append(node.text_content())
+    else:
+        if node.text:
+            parts.append(node.text)
+        for child in node:
+            _walk(child, parts)
+    if block:
+        parts.append("\n")
+    if node.tail:
+        parts.append(node.tail)
+
+
 def render_lines(element) -> list[str]:
     """Text of ``element`` with a line break at every block boundary (scripts and styles left out)."""
     parts: list[str] = []
-
-    def walk(node) -> None:
-        tag = node.tag if isinstance(node.tag, str) else None
-        if tag is None:  # comment or processing instruction
-            if node.tail:
-                parts.append(node.tail)
-            return
-        if tag in _INVISIBLE:
-            if node.tail:
-                parts.append(node.tail)
-            return
-        block = tag in BLOCK_TAGS
-        if block:
-            parts.append("\n")
-        if tag == "pre":
-            parts.append(node.text_content())
-        else:
-            if node.text:
-                parts.append(node.text)
-            for child in node:
-                walk(child)
-        if block:
-            parts.append("\n")
-        if node.tail:
-            parts.append(node.tail)
-
-    walk(element)
-    lines = []
-    for chunk in "".join(parts).split("\n"):
-        if norm(chunk):
-            lines.append(norm(chunk))
-    return lines
+    _walk(element, parts)
+    return [norm(chunk) for chunk in "".join(parts).split("\n") if norm(chunk)]
 
 
 def _strings_of(element) -> set[str]:
@@ -404,20 +398,25 @@ def main(argv: list[str] | None = None) -> int:
     if not ran:
         print("no pages found: nothing measured")
         return 0
+    print_overall(overall, ran)
+    return 0
+
+
+def print_overall(overall: dict[str, dict[str, float]], ran: int) -> None:
     print(f"\nmean over the {ran} generators:")
     for name, acc in overall.items():
         print(f"  {name}: chrome {acc['chrome_pct'] / ran:.1f}% of lines, main kept {acc['main_pct'] / ran:.1f}%, "
               f"{acc['s_per_page'] / ran:.4f} s/page")
     old = overall.get("tags (old)")
-    if old:
-        for name in ("trafilatura default", "linqrag"):
-            new = overall.get(name)
-            if new:
-                chrome = new["chrome_per_page"] / max(old["chrome_per_page"], 1e-9)
-                print(f"ratio {name}/old: chrome lines {chrome:.2f}, "
-                      f"main kept {new['main_pct'] / max(old['main_pct'], 1e-9):.2f}, "
-                      f"s/page {new['s_per_page'] / max(old['s_per_page'], 1e-9):.1f}")
-    return 0
+    if not old:
+        return
+    for name in ("trafilatura default", "linqrag"):
+        new = overall.get(name)
+        if new:
+            chrome = new["chrome_per_page"] / max(old["chrome_per_page"], 1e-9)
+            print(f"ratio {name}/old: chrome lines {chrome:.2f}, "
+                  f"main kept {new['main_pct'] / max(old['main_pct'], 1e-9):.2f}, "
+                  f"s/page {new['s_per_page'] / max(old['s_per_page'], 1e-9):.1f}")
 
 
 if __name__ == "__main__":

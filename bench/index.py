@@ -61,7 +61,12 @@ from indexing.records import Chunk
 from indexing.retrieval import QUERY_THREADS, BM25Retriever, DenseRetriever, HybridRetriever, query_threads
 from indexing.store import VectorStore, check_index_dir, index_key, write_chunks_atomic
 
-COMMON = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "one", "all", "we", "their", "been", "has", "when", "who", "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like"]
+COMMON = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have "
+    "an they you were her she there one all we their been has when who will more no if out so said what "
+    "up its about into than them can only other new some could time these two may then do first any my "
+    "now such like"
+).split()
 
 
 def zipf_vocabulary(size: int, rng: random.Random) -> list[str]:
@@ -123,7 +128,8 @@ def synthetic_index(emb, sampler: TextSampler, n_chunks: int, work: Path) -> tup
     chunks = []
     for i in range(n_chunks):
         text = sampler.text(sampler.rng.randint(60, 180))
-        chunks.append(Chunk(chunk_id(f"doc{i // 4}", text, 0), f"doc{i // 4}", text, "", f"doc{i // 4}.txt", 0, len(text)))
+        chunks.append(Chunk(chunk_id(f"doc{i // 4}", text, 0), f"doc{i // 4}", text, "", f"doc{i // 4}.txt", 0,
+                            len(text)))
     store = VectorStore(index_dir, key, emb.signature)
     rng = np.random.default_rng(0)
     step = 5000
@@ -192,8 +198,8 @@ def bench_bm25_engines(chunks: list[Chunk], queries: list[str], k: int = 10) -> 
         scores = reference.get_scores(qt)
         ref_top.append([chunks[i].chunk_id for i in np.argsort(-scores)[:k]])
     rank_bm25_s = (time.perf_counter() - t0) / len(queries)
-    agree = float(np.mean([a[0] == b[0] for a, b in zip(ours_top, ref_top) if a and b]))
-    overlap = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ours_top, ref_top)]))
+    agree = float(np.mean([a[0] == b[0] for a, b in zip(ours_top, ref_top, strict=False) if a and b]))
+    overlap = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ours_top, ref_top, strict=False)]))
     return {"bm25s_ms": bm25s_s * 1000, "rank_bm25_ms": rank_bm25_s * 1000, "top1_agreement": agree,
             "top10_overlap": overlap}
 
@@ -308,8 +314,9 @@ class OldDenseRetriever(DenseRetriever):
         if n <= 0:
             return []
         restrict = {} if ids is None else {"ids": ids}
-        result = store.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"], **restrict)
-        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]
+        result = store.collection.query(query_embeddings=vector[None, :], n_results=n, include=["distances"],
+                                        **restrict)
+        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0], strict=False)]
 
 
 def old_retriever(index, kind: str, emb):
@@ -351,8 +358,8 @@ def compare_page(index, emb, queries: list[str], old_threads: int, depth: int = 
     for n, q in enumerate(queries):
         for name in (("old", "new") if n % 2 == 0 else ("new", "old")):
             index.forget_query_vectors()
-            make = (lambda kind, name=name: old_retriever(index, kind, emb) if name == "old" else index.retriever(kind, emb))
-            retrievers = [make(kind) for kind in ("dense", "bm25", "hybrid")]
+            retrievers = [old_retriever(index, kind, emb) if name == "old" else index.retriever(kind, emb)
+                          for kind in ("dense", "bm25", "hybrid")]
             before = torch.get_num_threads()
             if name == "old":
                 torch.set_num_threads(old_threads)
@@ -373,7 +380,8 @@ def first_query_ms(index_dir: Path, path: str, query: str, old_threads: int) -> 
     import json
     import subprocess
 
-    code = (f"import sys, json, time; sys.argv = ['bench/index.py']; sys.path.insert(0, {str(Path(__file__).parent)!r});"
+    code = ("import sys, json, time; sys.argv = ['bench/index.py']; sys.path.insert(0, "
+            f"{str(Path(__file__).parent)!r});"
             f"import index as b; print('RESULT', json.dumps(b.first_query_child({str(index_dir)!r}, {path!r}, "
             f"{query!r}, {old_threads})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -427,7 +435,7 @@ def split_ms(index, emb, queries: list[str], k: int = 10) -> dict[str, float]:
         t4 = time.perf_counter()
         index.hits(rrf_fuse({"dense": [c for c, _ in dense], "bm25": [c for c, _ in lexical]})[:k])
         t5 = time.perf_counter()
-        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=False):
             parts[name].append(seconds)
     return {name: float(np.median(v) * 1000) for name, v in parts.items()}
 
@@ -480,7 +488,8 @@ def run_real(args) -> None:
         rows.append((size, len(index.chunks), "short", "Compare page: all three, k=100", page))
         ratio = percentile_ms(page["old"], 95) / percentile_ms(page["new"], 95)
         print(f"   Compare page (dense, bm25, hybrid on one query, k=100), {len(page['new'])} queries: "
-              + "   ".join(f"{name} p50 {percentile_ms(t, 50):6.1f} p95 {percentile_ms(t, 95):6.1f}" for name, t in page.items())
+              + "   ".join(f"{name} p50 {percentile_ms(t, 50):6.1f} p95 {percentile_ms(t, 95):6.1f}"
+                           for name, t in page.items())
               + f"   ratio old/new p95: {ratio:.2f}")
         for path in ("old", "new"):
             ready, first = first_query_ms(index_dir, path, sets["short"][0], old_threads)
@@ -513,7 +522,8 @@ def run_synthetic(args) -> None:
         if args.build_docs:
             print(f"== build: {args.build_docs} synthetic documents, MiniLM on {emb.device}")
             build = bench_build(emb, sampler, args.build_docs, work)
-            print(f"build  {build['chunks']} chunks in {build['build_s']:.1f} s: {build['chunks'] / build['build_s']:.1f} chunks/s")
+            print(f"build  {build['chunks']} chunks in {build['build_s']:.1f} s: "
+                  f"{build['chunks'] / build['build_s']:.1f} chunks/s")
             print(f"encode only (same chunks): {build['chunks'] / build['encode_s']:.1f} chunks/s")
             print(f"ratio build/encode-only throughput: {build['encode_s'] / build['build_s']:.2f}")
             print(f"rebuild: {build['rebuild_s']:.2f} s, {build['rebuild_summary']}")
@@ -543,13 +553,17 @@ def main() -> None:
     parser.add_argument("--old-threads", type=int, default=0,
                         help="torch threads of the old path (default os.cpu_count(), torch's own default off taskset)")
     parser.add_argument("--check", type=int, default=100, help="queries on which old and new hits are compared")
-    parser.add_argument("--page-queries", type=int, default=50, help="queries through the Compare page's three searches")
+    parser.add_argument("--page-queries", type=int, default=50,
+                        help="queries through the Compare page's three searches")
     parser.add_argument("--build-only", action="store_true", help="build or refresh the real indexes, time nothing")
     parser.add_argument("--synthetic", action="store_true",
                         help="the earlier benchmark: synthetic build, random-vector latency, bm25s vs rank-bm25")
-    parser.add_argument("--chunks", type=int, default=50000, help="--synthetic: chunks in the latency index (default 50000)")
-    parser.add_argument("--build-docs", type=int, default=600, help="--synthetic: documents in the real build (default 600; 0 skips it)")
-    parser.add_argument("--rank-bm25-queries", type=int, default=30, help="--synthetic: queries for the slow reference engine")
+    parser.add_argument("--chunks", type=int, default=50000,
+                        help="--synthetic: chunks in the latency index (default 50000)")
+    parser.add_argument("--build-docs", type=int, default=600,
+                        help="--synthetic: documents in the real build (default 600; 0 skips it)")
+    parser.add_argument("--rank-bm25-queries", type=int, default=30,
+                        help="--synthetic: queries for the slow reference engine")
     args = parser.parse_args()
     if args.synthetic:
         run_synthetic(args)

@@ -58,7 +58,8 @@ def copy_to_server(index, url: str) -> None:
         got = index.store.collection.get(limit=PAGE, offset=offset, include=["embeddings", "documents", "metadatas"])
         server.collection.upsert(ids=got["ids"], embeddings=np.asarray(got["embeddings"], dtype=np.float32),
                                  documents=got["documents"], metadatas=got["metadatas"])
-        print(f"  copied {offset + len(got['ids'])}/{total} vectors ({time.perf_counter() - t0:.0f} s)", end="\r", flush=True)
+        print(f"  copied {offset + len(got['ids'])}/{total} vectors ({time.perf_counter() - t0:.0f} s)", end="\r",
+              flush=True)
     publish_manifest(client, url, index.key, index.manifest)
     print()
 
@@ -83,8 +84,8 @@ def bench_search(args, emb) -> None:
         with query_threads():
             for index in (embedded, remote):
                 index.warm_up(emb)
-        same = sum(embedded.retriever("dense", emb).search(q, 10).ids == remote.retriever("dense", emb).search(q, 10).ids
-                   for q in queries[:50])
+        local_dense, remote_dense = embedded.retriever("dense", emb), remote.retriever("dense", emb)
+        same = sum(local_dense.search(q, 10).ids == remote_dense.search(q, 10).ids for q in queries[:50])
         print(f"  same top-10 dense hits on {same}/50 queries")
         times = {(kind, where): [] for kind in ("dense", "hybrid") for where in ("embedded", "server")}
         for query in queries:
@@ -114,7 +115,8 @@ def bench_embedding(args, emb) -> None:
     index = open_index(cache_dir() / "bench-index" / "mix-50k")
     texts = [c.indexed_text for c in list(index.chunks.values())[: args.texts]]
     port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "app", "api", "--embedder", "minilm", "--port", str(port), "--preload"],
+    api = subprocess.Popen([sys.executable, "-m", "app", "api", "--embedder", "minilm", "--port", str(port),
+                            "--preload"],
                            env=dict(os.environ), stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180

@@ -73,7 +73,8 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 
 _SKIP_TAGS = {"script", "style", "nav", "header", "footer", "aside", "noscript", "svg", "form", "template"}
-_BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre", "blockquote"}
+_BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "pre",
+               "blockquote"}
 
 
 class _TextCollector(HTMLParser):

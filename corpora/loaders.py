@@ -61,6 +61,21 @@ def read_file(path: Path, doc_id: str) -> list[Document]:
     return [Document(doc_id, text, title or path.stem, str(path))] if text else []
 
 
+def _refusal(path: Path, rel: str, inside: Path, max_bytes: int) -> Skipped | None:
+    """Why a file is not read at all (a link out of the corpus, a type we cannot read, its size), or None."""
+    target = path.resolve()
+    if not target.is_relative_to(inside):  # a link (or a linked folder) out of the corpus: never followed
+        return Skipped(rel, f"a link to {target}, outside the corpus folder (not followed)")
+    if suffix_of(path) not in SUPPORTED:
+        return Skipped(rel, f"unsupported file type {path.suffix or '(none)'}")
+    size = path.stat().st_size
+    if size == 0:
+        return Skipped(rel, "empty file")
+    if size > max_bytes:
+        return Skipped(rel, f"{size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB limit")
+    return None
+
+
 def load_directory(root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> LoadReport:
     """Every supported file under ``root`` (recursively, hidden files skipped), in path order.
 
@@ -78,19 +93,9 @@ def load_directory(root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Load
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        target = path.resolve()
-        if not target.is_relative_to(inside):  # a link (or a linked folder) out of the corpus: never followed
-            skipped.append(Skipped(rel, f"a link to {target}, outside the corpus folder (not followed)"))
-            continue
-        if suffix_of(path) not in SUPPORTED:
-            skipped.append(Skipped(rel, f"unsupported file type {path.suffix or '(none)'}"))
-            continue
-        size = path.stat().st_size
-        if size == 0:
-            skipped.append(Skipped(rel, "empty file"))
-            continue
-        if size > max_bytes:
-            skipped.append(Skipped(rel, f"{size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB limit"))
+        refusal = _refusal(path, rel, inside, max_bytes)
+        if refusal:
+            skipped.append(refusal)
             continue
         try:
             docs = read_file(path, rel)

@@ -174,7 +174,8 @@ def predict_signature(name: str | None = "auto", adapter: str | Path | None = No
         except (OSError, ValueError, KeyError):  # not a readable config: loading will say why
             return None
     dev = _pick_device(device)
-    dtype_name = "nf4" if _wants_nf4(quantization, spec, dev) else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
+    nf4 = _wants_nf4(quantization, spec, dev)
+    dtype_name = "nf4" if nf4 else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
     adapter_ref = _adapter_ref(adapter_path) if adapter_path is not None else None
     return embedder_signature(LoadedFrom(model_ref, spec.revision, adapter_ref), spec, dtype_name)
 

@@ -138,7 +138,7 @@ class TransformerEmbedder:
             return self.tokenize(texts)
         encoded = self.tokenizer([wrap(t) for t in texts], add_special_tokens=True, padding=False)["input_ids"]
         out = []
-        for text, ids in zip(texts, encoded):
+        for text, ids in zip(texts, encoded, strict=False):
             if len(ids) > self._budget:
                 ids = self._fit_inside(text, wrap, len(ids) - self._budget)
             out.append(self._with_eos(list(ids)))

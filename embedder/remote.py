@@ -73,16 +73,22 @@ def parse_remote_name(name: str, base_url: str | None = None) -> tuple[str, str,
     """``(kind, model, base_url)`` from ``openai:MODEL[@URL]`` / ``tei:MODEL@URL``."""
     kind, _, rest = name.partition(":")
     model, _, url = rest.partition("@")
-    url = (base_url or url or (os.environ.get("LINQRAG_EMBEDDINGS_URL") or (OPENAI_URL if kind == "openai" else ""))).rstrip("/")
+    default_url = os.environ.get("LINQRAG_EMBEDDINGS_URL") or (OPENAI_URL if kind == "openai" else "")
+    url = (base_url or url or default_url).rstrip("/")
     if kind not in KINDS or not model:
         raise RemoteEmbedderError(f"{name!r}: write a remote embedder as openai:MODEL[@URL] or tei:MODEL@URL")
     if urlparse(url).scheme not in ("http", "https"):
-        raise RemoteEmbedderError(f"{name!r}: the endpoint needs an http(s) base URL (base_url= or MODEL@URL), got {url!r}")
+        raise RemoteEmbedderError(f"{name!r}: the endpoint needs an http(s) base URL (base_url= or MODEL@URL), got "
+                                  f"{url!r}")
     if kind == "openai" and url.endswith("/embeddings"):
         url = url.removesuffix("/embeddings")
     if kind == "tei" and url.endswith("/embed"):
         url = url.removesuffix("/embed")
     return kind, model, url
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+|[^\w\s]", text)
 
 
 class ApproxTokenizer:
@@ -92,16 +98,16 @@ class ApproxTokenizer:
     eos_token_id = None
 
     def __call__(self, text, add_special_tokens: bool = True, verbose: bool = False, **_):
-        words = lambda t: re.findall(r"\w+|[^\w\s]", t)
         if isinstance(text, str):
-            return {"input_ids": list(range(len(words(text))))}
-        return {"input_ids": [list(range(len(words(t)))) for t in text]}
+            return {"input_ids": list(range(len(_words(text))))}
+        return {"input_ids": [list(range(len(_words(t)))) for t in text]}
 
 
 class RemoteEmbedder:
     """The :class:`~embedder.model.TransformerEmbedder` interface over HTTP; vectors L2-normalised here."""
 
-    def __init__(self, endpoint: Endpoint, spec: EmbedderSpec | None, tokenizer=None, max_length: int | None = None) -> None:
+    def __init__(self, endpoint: Endpoint, spec: EmbedderSpec | None, tokenizer=None,
+                 max_length: int | None = None) -> None:
         self.endpoint = endpoint
         self.spec = spec
         self.tokenizer = tokenizer or ApproxTokenizer()
@@ -151,7 +157,8 @@ class RemoteEmbedder:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
         size = batch_size or self.batch_size
         parts = []
-        with tqdm(total=len(texts), desc=f"embed[{self.endpoint.model} remote]", unit="text", disable=not show_progress) as bar:
+        with tqdm(total=len(texts), desc=f"embed[{self.endpoint.model} remote]", unit="text",
+                  disable=not show_progress) as bar:
             for i in range(0, len(texts), size):
                 parts.append(self._request(texts[i : i + size]))
                 bar.update(len(texts[i : i + size]))
@@ -163,7 +170,8 @@ class RemoteEmbedder:
                        show_progress: bool = False) -> np.ndarray:
         return self.encode(self.format_queries(texts, instruction), batch_size, show_progress)
 
-    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
+    def encode_documents(self, texts: Sequence[str], batch_size: int | None = None,
+                         show_progress: bool = False) -> np.ndarray:
         return self.encode(self.format_documents(texts), batch_size, show_progress)
 
     # ---- HTTP -----------------------------------------------------------------------------
@@ -191,7 +199,8 @@ class RemoteEmbedder:
             else:
                 vectors = np.asarray(body, dtype=np.float32)
         except (KeyError, TypeError, ValueError) as error:
-            raise RemoteEmbedderError(f"{self.endpoint.url} answered something that is not an embedding list ({error})") from error
+            raise RemoteEmbedderError(
+                f"{self.endpoint.url} answered something that is not an embedding list ({error})") from error
         if vectors.ndim != 2 or len(vectors) != n:
             raise RemoteEmbedderError(f"{self.endpoint.url} returned {len(vectors)} vectors for {n} texts")
         if self.dim is None:

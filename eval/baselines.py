@@ -41,7 +41,7 @@ class BM25Search:
     def index(self, corpus, *, task_metadata, hf_split: str, hf_subset: str, encode_kwargs: dict,
               num_proc: int | None = None, **kwargs) -> None:
         titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
-        texts = [document_text(t or "", x) for t, x in zip(titles, corpus["text"])]
+        texts = [document_text(t or "", x) for t, x in zip(titles, corpus["text"], strict=False)]
         self._index = BM25Index.build([str(i) for i in corpus["id"]], texts)
 
     def search(self, queries, *, task_metadata, hf_split: str, hf_subset: str, top_k: int, encode_kwargs: dict,
@@ -49,7 +49,7 @@ class BM25Search:
         if self._index is None:
             raise RuntimeError("BM25Search.search called before index")
         results = {}
-        pairs = list(zip(queries["id"], queries["text"]))
+        pairs = list(zip(queries["id"], queries["text"], strict=False))
         for qid, text in tqdm(pairs, desc=f"BM25 {task_metadata.name}", unit="query",
                               disable=not encode_kwargs.get("show_progress_bar", self.show_progress)):
             results[str(qid)] = dict(self._index.search(text, top_k))

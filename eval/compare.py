@@ -93,7 +93,7 @@ def format_table(comparison: Comparison, markdown: bool = False) -> str:
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=False)]
     fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
     lines = [f"suite {comparison.suite}, ranked by the {comparison.by} mean (main scores: nDCG@10, Spearman)",
              fmt.format(*header), *(fmt.format(*row) for row in rows)]
@@ -116,7 +116,7 @@ def plot(comparison: Comparison, path: Path) -> Path:
         xs = [g + (i - (n - 1) / 2) * width for g in range(len(groups))]
         bars = ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=f"{i + 1}. {run.label}",
                       hatch="//" if run.embedder == BM25 else None, color="0.75" if run.embedder == BM25 else None)
-        for bar, v in zip(bars, values):
+        for bar, v in zip(bars, values, strict=False):
             if v is None:
                 bar.set_alpha(0.0)
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")

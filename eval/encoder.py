@@ -84,7 +84,8 @@ class MtebEncoder(AbsEncoder):
     Texts repeated within a task (SICK reuses each sentence ~3 times) are encoded once.
     """
 
-    def __init__(self, embedder: TransformerEmbedder, batch_size: int | None = None, show_progress: bool = True) -> None:
+    def __init__(self, embedder: TransformerEmbedder, batch_size: int | None = None,
+                 show_progress: bool = True) -> None:
         self.model = embedder
         self.mteb_model_meta = model_meta(embedder)
         self.batch_size = batch_size
@@ -114,7 +115,7 @@ class MtebEncoder(AbsEncoder):
             else:
                 vectors = self.model.encode_queries(todo, instruction=instruction, batch_size=self.batch_size,
                                                     show_progress=show_progress)
-            self._memo.update({(side, instruction, t): v for t, v in zip(todo, vectors)})
+            self._memo.update({(side, instruction, t): v for t, v in zip(todo, vectors, strict=False)})
         if not texts:
             return np.zeros((0, self.model.dim), dtype=np.float32)
         return np.stack([self._memo[(side, instruction, t)] for t in texts])

@@ -148,7 +148,8 @@ def run_task(loaded: LoadedModel, prepared: PreparedTask, config: ScoreConfig,
     task_result = result.task_results[0]
     scores = task_result.scores["test"][0]
     kept = {k: round(float(scores[k]), 6) for k in KEPT_METRICS.get(prepared.kind, ()) if k in scores}
-    return TaskScore(name, prepared.mteb_name, prepared.kind, prepared.main_metric, round(float(scores["main_score"]), 6),
+    return TaskScore(name, prepared.mteb_name, prepared.kind, prepared.main_metric,
+                     round(float(scores["main_score"]), 6),
                      kept, prepared.size, seconds, cached)
 
 

@@ -5,7 +5,8 @@
 fixed seed) and
 large decoders in 4-bit NF4 where a GPU runs them (``auto``: the presets marked for it, Linq-Embed-Mistral
 and E5-mistral, on CUDA). Small decoders stay unquantised: NF4 moved SmolLM2-135M's AILAStatutes score
-from 0.061 to 0.114 and its rank by two places, and on a CPU it saves no time (bench/RESULTS.md). ``full`` is the same tasks complete, decoders unquantised: the reference the
+from 0.061 to 0.114 and its rank by two places, and on a CPU it saves no time (bench/RESULTS.md). ``full`` is the same
+tasks complete, decoders unquantised: the reference the
 streamlined suite must rank checkpoints like. AILACasedocs (2,914 judgments of ~20k characters) is
 left out of both by default because it alone costs more than the rest on a CPU; name it to run it.
 """
@@ -53,7 +54,8 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named list of tasks plus how decoders are loaded (``nf4``: 4-bit; ``auto``: 4-bit for the large presets on CUDA)."""
+    """A named list of tasks plus how decoders are loaded (``nf4``: 4-bit; ``auto``: 4-bit for the large presets on
+    CUDA)."""
 
     name: str
     tasks: tuple[TaskSpec, ...]

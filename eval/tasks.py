@@ -235,8 +235,9 @@ def sample_loaded_retrieval(task, sampling: RetrievalSampling, show_progress: bo
         for split, data in splits.items():
             corpus = data["corpus"]
             titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
-            docs = [Document(str(i), t, ti or "") for i, t, ti in zip(corpus["id"], corpus["text"], titles)]
-            queries = dict(zip(map(str, data["queries"]["id"]), data["queries"]["text"]))
+            docs = [Document(str(i), t, ti or "")
+                    for i, t, ti in zip(corpus["id"], corpus["text"], titles, strict=False)]
+            queries = dict(zip(map(str, data["queries"]["id"]), data["queries"]["text"], strict=False))
             light = subsample_retrieval(BeirDataset(f"{task.metadata.name}/{subset}", docs, queries,
                                                     data["relevant_docs"], split), sampling, show_progress)
             kept_docs = {d.doc_id for d in light.corpus}

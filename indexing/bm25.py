@@ -68,7 +68,8 @@ class BM25Index:
         ids = json.loads((directory / "linqrag_ids.json").read_text())
         retriever = bm25s.BM25.load(str(directory))
         rows = (getattr(retriever, "scores", None) or {}).get("num_docs")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or (rows is not None and rows != len(ids)):
+        ids_ok = isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+        if not ids_ok or (rows is not None and rows != len(ids)):
             raise ValueError(f"its id list ({len(ids) if isinstance(ids, list) else type(ids).__name__}) "
                              f"does not match its {rows} rows")
         return cls(retriever, ids)
@@ -88,7 +89,7 @@ class BM25Index:
             return []
         docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.ids)), show_progress=False,
                                                weight_mask=mask)
-        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=False) if s > 0]
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every chunk for ``query`` (for tests and analysis)."""

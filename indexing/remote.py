@@ -120,7 +120,7 @@ def server_manifests(client, url: str) -> dict[str, Manifest]:
     collection = _manifests(client, url)
     got = call_server(url, "listing the indexes", lambda: collection.get(include=["documents"]))
     out = {}
-    for key, text in zip(got["ids"], got["documents"]):
+    for key, text in zip(got["ids"], got["documents"], strict=False):
         try:
             out[key] = Manifest(**json.loads(text))
         except (TypeError, ValueError):
@@ -136,7 +136,7 @@ def pull_chunks(collection, url: str, manifest: Manifest) -> list[Chunk]:
         ids = order[start : start + PAGE]
         got = call_server(url, "reading chunk records", lambda ids=ids: collection.get(
             ids=ids, include=["documents", "metadatas"]))
-        for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+        for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=False):
             meta = meta or {}
             found[cid] = Chunk(cid, str(meta.get("doc_id", cid)), text or "", str(meta.get("title", "")),
                                str(meta.get("source", "")), int(meta.get("start", 0)), int(meta.get("end", 0)))
@@ -156,5 +156,6 @@ def sync_cache(home: Path, manifest: Manifest, collection, url: str) -> None:
     chunks = pull_chunks(collection, url, manifest)
     home.mkdir(parents=True, exist_ok=True)
     write_chunks_atomic(home / "chunks.jsonl", chunks)
-    BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks], show_progress=False).save(home / "bm25")
+    BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks],
+                    show_progress=False).save(home / "bm25")
     manifest.write(cached_path)

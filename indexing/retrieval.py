@@ -139,7 +139,8 @@ class Selection:
         return []
 
 
-def rrf_fuse(rankings: dict[str, list[str]], weights: dict[str, float] | None = None, k: int = RRF_K) -> list[tuple[str, float]]:
+def rrf_fuse(rankings: dict[str, list[str]], weights: dict[str, float] | None = None,
+             k: int = RRF_K) -> list[tuple[str, float]]:
     """Reciprocal rank fusion: ``sum_r w_r / (k + rank_r(d))`` with ranks from 1, best first."""
     scores: dict[str, float] = {}
     for name, ids in rankings.items():
@@ -271,7 +272,8 @@ class Index:
         return {"key": self.key, "corpus": m.corpus, "corpus_path": m.corpus_path, "embedder": m.signature,
                 "documents": len(m.files), "chunks": len(self.chunks), "vectors": vectors,
                 "consistent": vectors == len(self.chunks) == m.chunk_count,
-                "chunk_config": m.chunk_config, "built_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.built_at))}
+                "chunk_config": m.chunk_config, "built_at": time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                          time.localtime(m.built_at))}
 
 
 class BM25Retriever:
@@ -332,7 +334,8 @@ class DenseRetriever:
 class HybridRetriever:
     name = "hybrid"
 
-    def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float], depth: int) -> None:
+    def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float],
+                 depth: int) -> None:
         self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
 
     def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:

@@ -106,7 +106,8 @@ def check_index_dir(index_dir: Path, create: bool) -> None:
         except json.JSONDecodeError as error:
             raise IndexStoreError(f"{marker} is corrupt ({error.msg}); delete {index_dir} and build again") from error
         if info.get("format") != FORMAT_VERSION:
-            raise IndexStoreError(f"{index_dir} holds index format {info.get('format')}, this linqrag reads {FORMAT_VERSION}")
+            raise IndexStoreError(f"{index_dir} holds index format {info.get('format')}, this linqrag reads "
+                                  f"{FORMAT_VERSION}")
         return
     if index_dir.exists() and any(index_dir.iterdir()):
         raise IndexStoreError(
@@ -229,4 +230,4 @@ class VectorStore:
         restrict = {} if ids is None else {"ids": ids}
         result = self._call("searching", lambda: self.collection.query(
             query_embeddings=vector[None, :], n_results=n, include=["distances"], **restrict))
-        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0])]
+        return [(i, 1.0 - float(d)) for i, d in zip(result["ids"][0], result["distances"][0], strict=False)]

@@ -47,7 +47,8 @@ def shared_data() -> Path:
 
 
 def pytest_report_header(config):
-    return f"linqrag data dir: {data_dir()} ({'present' if data_dir().is_dir() else 'absent'}); HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}"
+    present = "present" if data_dir().is_dir() else "absent"
+    return f"linqrag data dir: {data_dir()} ({present}); HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')}"
 
 
 def make_pdf(lines: list[str]) -> bytes:
@@ -56,7 +57,8 @@ def make_pdf(lines: list[str]) -> bytes:
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>",
         f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]

@@ -28,13 +28,15 @@ def write_corpus(folder, extra: dict[str, str] | None = None):
 
 
 def rankings(index, embedder) -> dict:
-    return {(kind, q): [h.chunk_id for h in index.retriever(kind, None if kind == "bm25" else embedder).search(q, 4).hits]
-            for kind in ("dense", "bm25", "hybrid") for q in QUERIES}
+    retrievers = {kind: index.retriever(kind, None if kind == "bm25" else embedder)
+                  for kind in ("dense", "bm25", "hybrid")}
+    return {(kind, q): [h.chunk_id for h in retrievers[kind].search(q, 4).hits] for kind in retrievers for q in QUERIES}
 
 
 def test_build_rebuild_and_search_through_a_server_match_the_embedded_store(tmp_path, minilm, server):
     corpus = write_corpus(tmp_path / "corpus")
-    remote = build_index(corpus, minilm, tmp_path / "cache-a", name="topics", show_progress=False, chroma_url=server.url)
+    remote = build_index(corpus, minilm, tmp_path / "cache-a", name="topics", show_progress=False,
+                         chroma_url=server.url)
     local = build_index(corpus, minilm, tmp_path / "embedded", name="topics", show_progress=False)
     assert remote.embedded == local.embedded > 0
     # a reader on "another machine": an empty cache directory, everything comes from the server
@@ -53,8 +55,10 @@ def test_build_rebuild_and_search_through_a_server_match_the_embedded_store(tmp_
     assert found.ids == reader.retriever("dense", minilm).search(QUERIES[0], 3).ids
 
     # incremental: one file changed, one added; only their chunks are embedded, the reader follows
-    (corpus / "rivers.txt").write_text("Glaciers carve valleys into U shapes as the ice moves downhill.", encoding="utf-8")
-    (corpus / "tea.txt").write_text("Green tea is steamed soon after picking, black tea is oxidised first.", encoding="utf-8")
+    (corpus / "rivers.txt").write_text("Glaciers carve valleys into U shapes as the ice moves downhill.",
+                                       encoding="utf-8")
+    (corpus / "tea.txt").write_text("Green tea is steamed soon after picking, black tea is oxidised first.",
+                                    encoding="utf-8")
     again = build_index(corpus, minilm, tmp_path / "cache-a", name="topics", show_progress=False, chroma_url=server.url)
     assert again.embedded == 2 and again.removed == 1
     build_index(corpus, minilm, tmp_path / "embedded", name="topics", show_progress=False)

@@ -40,7 +40,7 @@ def test_decoder_pooling_matches_unpadded_under_either_padding(tiny_mistral_dir,
     emb.spec = emb.spec.with_overrides(padding_side=side)
     batched = emb.encode_documents(TEXTS, batch_size=len(TEXTS))
     # The reference: each text alone through the raw model, last position, no padding at all.
-    for text, vector in zip(TEXTS, batched):
+    for text, vector in zip(TEXTS, batched, strict=False):
         ids = torch.tensor([emb.tokenize([text])[0]])
         with torch.inference_mode():
             hidden = emb.model(input_ids=ids).last_hidden_state[0, -1]

@@ -74,7 +74,8 @@ def write_toy_data(root: Path) -> Path:
     (beir / "qrels").mkdir(parents=True)
     with open(beir / "corpus.jsonl", "w", encoding="utf-8") as fh:
         for topic, texts in TOPICS.items():
-            fh.writelines(json.dumps({"_id": f"{topic}-{i}", "title": "", "text": text}) + "\n" for i, text in enumerate(texts))
+            fh.writelines(json.dumps({"_id": f"{topic}-{i}", "title": "", "text": text}) + "\n" for i,
+                          text in enumerate(texts))
     with open(beir / "queries.jsonl", "w", encoding="utf-8") as fh:
         for topic, text in QUERIES.items():
             fh.write(json.dumps({"_id": f"q-{topic}", "text": text}) + "\n")
@@ -82,7 +83,8 @@ def write_toy_data(root: Path) -> Path:
     (beir / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     sts = root / "stsbenchmark"
     sts.mkdir()
-    lines = [f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score:.3f}\t{a}\t{b}" for i, (a, b, score) in enumerate(STS_PAIRS)]
+    lines = [f"main-captions\tMSRvid\t2012test\t{i:04d}\t{score:.3f}\t{a}\t{b}" for i,
+             (a, b, score) in enumerate(STS_PAIRS)]
     (sts / "sts-test.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 

@@ -162,7 +162,8 @@ def test_hybrid_differs_from_both_when_they_disagree(topic_corpus, minilm, tmp_p
     # "cranes" the machines share no word with the query; "loads" of laundry and crane the bird
     # share words but not meaning. Dense and BM25 disagree, and fusion must show both sides.
     extra = {
-        "machines.txt": "Tower machinery on building sites hoists steel beams with cables, pulleys and a counterweight.",
+        "machines.txt": "Tower machinery on building sites hoists steel beams with cables, pulleys and a "
+                        "counterweight.",
         "birds.txt": "Cranes are tall wading birds; flocks of cranes dance in spring marshes.",
         "laundry.txt": "Laundry loads: sort heavy towels from delicate shirts before washing.",
     }
@@ -299,7 +300,8 @@ def test_cli_build_search_stats(topic_corpus, tmp_path):
                            check=True).stdout
     assert again.splitlines()[-1].startswith("embedded 0 new chunks, kept ")
     found = subprocess.run(_cli("search", "bread dough yeast", "--retriever", "hybrid", "-k", "2", "--json",
-                                "--index-dir", index_dir), cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+                                "--index-dir", index_dir),
+                           cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     hits = json.loads(found.stdout)
     assert hits[0]["doc_id"] == "bread.txt" and len(hits) == 2
     stats = subprocess.run(_cli("stats", "--json", "--index-dir", index_dir), cwd=ROOT, env=env, capture_output=True,

@@ -46,7 +46,8 @@ def test_scifact_bm25_dense_and_hybrid(scifact, scifact_index, minilm):
         run = retriever_run(scifact_index.retriever(kind, minilm), queries, depth=100, show_progress=False)
         assert set(run) == set(queries)
         scores[kind] = score_run(run, dataset.qrels)
-    print("\nSciFact test (300 queries):", json.dumps({k: {m: round(v, 4) for m, v in s.items()} for k, s in scores.items()}))
+    print("\nSciFact test (300 queries):",
+          json.dumps({k: {m: round(v, 4) for m, v in s.items()} for k, s in scores.items()}))
     assert abs(scores["bm25"]["ndcg@10"] - BM25_REFERENCE) <= 0.02, scores["bm25"]
     # MiniLM-L6-v2's published SciFact nDCG@10 is 0.645; a broken pooling or chunk store lands far below.
     assert scores["dense"]["ndcg@10"] >= 0.60, scores["dense"]
