@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 from app import streamlit_command, streamlit_env
-from linqrag.errors import run_cli
-from linqrag.settings import apply_offline_env, chroma_url, index_dir
+from linqrag.errors import run_parser
+from linqrag.settings import chroma_url, index_dir
 
 
 def build_demo(embedder_name: str, directory: Path, chroma_url: str | None = None) -> None:
@@ -96,10 +96,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_run, argv)
-
-
-def _run(argv: list[str] | None) -> int:
-    apply_offline_env()
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    return run_parser(build_parser, argv)

@@ -11,8 +11,7 @@ import argparse
 import logging
 import sys
 
-from linqrag.errors import run_cli
-from linqrag.settings import apply_offline_env
+from linqrag.errors import run_parser
 
 DEMO_QUERIES = [
     "How does dense retrieval find relevant passages?",
@@ -94,11 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_run, argv)
+    return run_parser(build_parser, argv, configure=_quiet_logging)
 
 
-def _run(argv: list[str] | None) -> int:
-    apply_offline_env()
+def _quiet_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    return args.func(args)

@@ -11,8 +11,7 @@ import argparse
 from pathlib import Path
 
 from embedder.spec import QUANTIZATION_CHOICES
-from linqrag.errors import run_cli
-from linqrag.settings import apply_offline_env
+from linqrag.errors import run_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="data folder (default: LINQRAG_DATA or ../shared/data)")
     s.add_argument("--predictions", action="store_true", help="also save each task's rankings/scores")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_score)
 
     c = sub.add_parser(
         "compare",
@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", type=Path, help="mteb result cache for the BM25 row")
     c.add_argument("--data", type=Path, help="data folder for the BM25 row")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compare)
 
-    sub.add_parser("suites", help="list the suites, their tasks and whether the local data is present")
+    listing = sub.add_parser("suites", help="list the suites, their tasks and whether the local data is present")
+    listing.set_defaults(func=cmd_suites)
     return parser
 
 
@@ -135,10 +137,4 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_run, argv)
-
-
-def _run(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    apply_offline_env()
-    return {"score": cmd_score, "compare": cmd_compare, "suites": cmd_suites}[args.command](args)
+    return run_parser(build_parser, argv)

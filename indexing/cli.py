@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from indexing.retrieval import RETRIEVERS
-from linqrag.errors import run_cli
-from linqrag.settings import apply_offline_env, chroma_url, index_dir
+from linqrag.errors import run_parser
+from linqrag.settings import chroma_url, index_dir
 
 DEFAULT_INDEX_DIR = index_dir()
 
@@ -166,14 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_run, argv)
+    return run_parser(build_parser, argv, configure=_logging)
 
 
-def _run(argv: list[str] | None) -> int:
-    apply_offline_env()
-    args = build_parser().parse_args(argv)
+def _logging(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("bm25s", "chromadb", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.func(args)

@@ -276,7 +276,35 @@ class Index:
                                                                           time.localtime(m.built_at))}
 
 
-class BM25Retriever:
+class RankingRetriever:
+    """One ``search`` for every retriever: the shared checks, ``ranked`` (the subclass's ranking of
+    chunk ids) and the notes a reader needs (a cut-off query, a filter that keeps few chunks)."""
+
+    name = ""
+    index: Index
+
+    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+    def notes_for(self, query: str) -> list[str]:
+        return []
+
+    def notes_when_empty(self, selection: Selection | None) -> list[str]:
+        return []
+
+    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
+        t0 = time.perf_counter()
+        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
+        if early is not None:
+            return early
+        scored = self.ranked(query, k, selection)
+        notes = self.notes_for(query) + (selection.notes(k) if selection is not None else [])
+        if not scored:
+            notes += self.notes_when_empty(selection)
+        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
+
+
+class BM25Retriever(RankingRetriever):
     name = "bm25"
 
     def __init__(self, index: Index) -> None:
@@ -288,20 +316,12 @@ class BM25Retriever:
         mask = None if selection is None or selection.everything else selection.mask
         return self.index.bm25.search(query, k, mask=mask)
 
-    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        t0 = time.perf_counter()
-        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
-        if early is not None:
-            return early
-        scored = self.ranked(query, k, selection)
-        notes = selection.notes(k) if selection is not None else []
-        if not scored:
-            kept = "the filter keeps " if selection is not None else ""
-            notes.append(f"no chunk {kept}shares a word with the query")
-        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
+    def notes_when_empty(self, selection: Selection | None) -> list[str]:
+        kept = "the filter keeps " if selection is not None else ""
+        return [f"no chunk {kept}shares a word with the query"]
 
 
-class DenseRetriever:
+class DenseRetriever(RankingRetriever):
     name = "dense"
 
     def __init__(self, index: Index, embedder, instruction: str | None = None) -> None:
@@ -321,36 +341,25 @@ class DenseRetriever:
         ids = None if selection is None or selection.everything else selection.ids
         return self.index.store.query(vector, k, ids=ids)
 
-    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        t0 = time.perf_counter()
-        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
-        if early is not None:
-            return early
-        scored = self.ranked(query, k, selection)
-        notes = self.notes_for(query) + (selection.notes(k) if selection is not None else [])
-        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
 
-
-class HybridRetriever:
+class HybridRetriever(RankingRetriever):
     name = "hybrid"
 
     def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float],
                  depth: int) -> None:
         self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
 
-    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        t0 = time.perf_counter()
-        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
-        if early is not None:
-            return early
+    def notes_for(self, query: str) -> list[str]:
+        return self.dense.notes_for(query)
+
+    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
+        """Reciprocal-rank fusion of the dense and BM25 rankings, each ``depth`` (at least ``k``) deep."""
         depth = max(self.depth, k)
         rankings = {
             "dense": [cid for cid, _ in self.dense.ranked(query, depth, selection)],
             "bm25": [cid for cid, _ in self.bm25.ranked(query, depth, selection)],
         }
-        fused = rrf_fuse(rankings, self.weights)[:k]
-        notes = self.dense.notes_for(query) + (selection.notes(k) if selection is not None else [])
-        return SearchResult(self.name, query, self.index.hits(fused), time.perf_counter() - t0, notes)
+        return rrf_fuse(rankings, self.weights)[:k]
 
 
 def list_indexes(index_dir: str | Path, chroma_url: str | None = None) -> list[Manifest]:

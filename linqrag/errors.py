@@ -7,6 +7,7 @@ index built with another embedder); a CLI catches only :class:`LinqragError`, pr
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -32,3 +33,20 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def run_parser(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None = None,
+               configure: Callable[[argparse.Namespace], None] | None = None) -> int:
+    """The ``main`` of every package's ``cli.py``: parse, go offline, ``configure(args)`` (logging),
+    then run the subcommand's ``func(args)`` under :func:`run_cli`."""
+
+    def run(argv: Sequence[str] | None) -> int:
+        args = build_parser().parse_args(argv)
+        from linqrag.settings import apply_offline_env
+
+        apply_offline_env()
+        if configure is not None:
+            configure(args)
+        return args.func(args)
+
+    return run_cli(run, argv)
