@@ -6,12 +6,12 @@ import time
 
 import streamlit as st
 
+from answers.highlight import highlight_span
 from app import session
 from app.views import source_name
 from corpora import DEMO_CORPUS_NAME
 from eval.metrics import ndcg_at_k, recall_at_k
 from indexing import FilterError
-from linqrag.rag import highlight_span
 
 DEPTH = 100  # hits per retriever behind the metrics; the columns show the first SHOW
 SHOW = 10
