@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from answers.highlight import highlight_span
 from eval.metrics import ndcg_at_k, recall_at_k
 from eval.runs import retriever_run, score_run
 from indexing.records import SearchResult
-from linqrag.rag import highlight_span
 
 DEPTH = 100  # hits per retriever behind the metrics; the tables show the first SHOW
 SHOW = 10

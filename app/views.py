@@ -6,8 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from answers.citations import citing_sentences
+from answers.highlight import highlight_span, highlighted_html
+from answers.records import MODE_LABELS, Answer
 from indexing.records import Hit
-from linqrag.rag import MODE_LABELS, Answer, citing_sentences, highlight_span, highlighted_html
 
 CHUNK_CSS = (
     "<style>.linqrag-chunk { white-space: pre-wrap; font-family: sans-serif; font-size: 0.9rem; line-height: 1.45; }"

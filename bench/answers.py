@@ -39,8 +39,9 @@ from linqrag.settings import apply_offline_env, cache_dir, data_dir
 
 apply_offline_env()
 
-from linqrag.extractive import NOT_FOUND, ExtractiveConfig, candidate_spans, extractive_answer, score_spans
-from linqrag.rag import Answer, content_words
+from answers.extractive import NOT_FOUND, ExtractiveConfig, candidate_spans, extractive_answer, score_spans
+from answers.records import Answer
+from answers.words import content_words
 
 QUESTIONS = ROOT / "bench" / "answers" / "questions.jsonl"
 SUPPORT_SHARE = 0.8
@@ -247,9 +248,10 @@ def main(argv=None) -> int:
 
     import torch
 
+    from answers.citations import attach_citations, passages_answer
+    from answers.prompt import build_messages
     from embedder import load_embedder
     from linqrag.generation import GenerationConfig, load_generator
-    from linqrag.rag import attach_citations, build_messages, passages_answer
 
     if args.threads:
         torch.set_num_threads(args.threads)

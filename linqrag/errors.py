@@ -23,6 +23,10 @@ class ConfigError(LinqragError, ValueError):
     """A setting or a config file that cannot be used as given."""
 
 
+class ModelNotFoundError(LinqragError, RuntimeError):
+    """A model's weights are not on this machine; the message says how to get them."""
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a CLI's ``main``: a :class:`LinqragError` becomes one ``error:`` line and exit 2."""
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer, sentence_spans
+from answers.highlight import highlighted_html
 from indexing import open_index
-from linqrag.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer, sentence_spans
-from linqrag.rag import highlighted_html
 
 RST = """PEP title
 =========
@@ -87,4 +87,5 @@ def test_question_the_documents_do_not_answer_is_not_found(topics, minilm):
 def test_no_hits_and_a_strict_threshold_are_not_found(topics, minilm):
     assert extractive_answer("anything", [], minilm).text == NOT_FOUND
     hits = topics.retriever("dense", minilm).search("How does a volcano erupt?", 3).hits
-    assert extractive_answer("How does a volcano erupt?", hits, minilm, ExtractiveConfig(min_score=1.01)).text == NOT_FOUND
+    strict = ExtractiveConfig(min_score=1.01)
+    assert extractive_answer("How does a volcano erupt?", hits, minilm, strict).text == NOT_FOUND

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-import linqrag.generation
+import linqrag.generation.llamacpp
 from linqrag.generation import (
     GenerationConfig,
     GenerationError,
@@ -64,8 +64,8 @@ def test_llama_cpp_probe_survives_a_model_it_cannot_run(tmp_path):
 
 
 def test_auto_backend_falls_back_when_the_probe_fails(monkeypatch):
-    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: True)
-    monkeypatch.setattr(linqrag.generation, "llama_cpp_runs", lambda gguf: (False, "killed by signal 4"))
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda gguf: (False, "killed by signal 4"))
     monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
     chosen, why = choose_local_backend("smollm2")
     assert chosen == "transformers" and "signal 4" in why
@@ -231,12 +231,12 @@ def test_llama_cpp_stopping_a_stream_early_frees_the_context(llama):
 
 
 def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch, caplog, tmp_path):
-    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: False)
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: False)
     monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
     assert choose_local_backend("smollm2") == ("transformers", "llama-cpp-python not installed")
     with pytest.raises(GeneratorUnavailable, match="not installed"):
         choose_local_backend("smollm2", "llama.cpp")
-    with caplog.at_level(logging.INFO, logger="linqrag.generation"):
+    with caplog.at_level(logging.INFO, logger="linqrag.generation.loader"):
         gen = load_generator("local", batch_size=2)
     assert isinstance(gen, LocalHFGenerator) and gen.backend == "transformers" and gen.name == "local:smollm2"
     assert "generator: transformers (llama-cpp-python not installed)" in caplog.text
@@ -251,8 +251,8 @@ def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch
                              api_key_env=None)
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
     # ... and names llama.cpp's answers apart, their sampling being another
-    monkeypatch.setattr(linqrag.generation, "llama_cpp_available", lambda: True)
-    monkeypatch.setattr(linqrag.generation, "llama_cpp_runs", lambda gguf: (True, "ran"))
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda gguf: (True, "ran"))
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2:llama.cpp"
     monkeypatch.setenv("LINQRAG_GENERATOR_BACKEND", "transformers")
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"

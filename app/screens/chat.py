@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import streamlit as st
 
+from answers.citations import attach_citations, passages_answer
+from answers.extractive import extractive_answer
+from answers.prompt import build_messages
 from app import session
 from app.views import render_answer
-from linqrag.extractive import extractive_answer
-from linqrag.rag import attach_citations, build_messages, passages_answer
 
 MAX_ANSWER_TOKENS = 200
 

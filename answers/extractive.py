@@ -10,25 +10,17 @@ calibrated threshold the answer is a plain "not found" instead of a weak guess.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from answers.records import Answer, Citation
+from answers.sentences import clean_span, sentence_spans
+from answers.words import content_words
 from indexing.records import Hit
-from linqrag.rag import Answer, Citation, content_words
 
 NOT_FOUND = "I found no passage that answers this."
-
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_RULE = re.compile(r"^\s*([=\-~^*#+`:_.|])\1{2,}\s*$")  # rST underlines, markdown rules
-_TABLE = re.compile(r"^\s*\|")
-_HEADING = re.compile(r"^\s*#{1,6}\s")
-_COMMENTED = re.compile(r"^\s*[^\s#].*\S\s+#\s+\w")
-_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
-_SENTENCE_END = re.compile(r"[.!?][)\]\"'`*]*\s+(?=[\"'`(\[*]*[A-Z0-9])")
-_ABBREVIATIONS = frozenset(["e.g", "i.e", "etc", "vs", "cf", "al", "fig", "approx", "no", "mr", "dr", "st"])
 
 
 @dataclass(frozen=True)
@@ -63,109 +55,11 @@ class Span:
         return f"{self.title}\n{self.text}" if self.title else self.text
 
 
-def _paragraphs(text: str) -> list[tuple[int, int]]:
-    """Character ranges of prose paragraphs: code blocks, tables, headings and rules left out.
-
-    Lines are grouped until a blank line or a new list item; fenced code, rST literal blocks
-    (an indented block after a paragraph ending in ``::``), table rows, headings and underline
-    rules never become quotable text.
-    """
-    out: list[tuple[int, int]] = []
-    start = end = None
-    lines_in_paragraph = 0
-    in_fence = False
-    literal_indent: int | None = None
-    previous_ended_literal = False
-    offset = 0
-
-    def close(heading: bool = False) -> None:
-        nonlocal start, end, lines_in_paragraph
-        if start is not None and not heading:
-            out.append((start, end))
-        start = end = None
-        lines_in_paragraph = 0
-
-    for line in text.splitlines(keepends=True):
-        line_start, offset = offset, offset + len(line)
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        if _FENCE.match(line):
-            close()
-            in_fence = not in_fence
-            continue
-        if in_fence:  # code is never quoted, except a command with its own comment ("make test  # ...")
-            if _COMMENTED.match(line):
-                close()
-                out.append((line_start + indent, line_start + len(line.rstrip())))
-            continue
-        if literal_indent is not None:
-            if not stripped or indent > literal_indent:
-                continue
-            literal_indent = None
-        if not stripped:
-            if start is not None:
-                previous_ended_literal = text[start:end].rstrip().endswith("::")
-            close()
-            if previous_ended_literal:
-                literal_indent = _last_indent(text, line_start)
-                previous_ended_literal = False
-            continue
-        if _RULE.match(line):  # an rST underline makes the one line above it a heading
-            close(heading=lines_in_paragraph == 1)
-            continue
-        if _TABLE.match(line) or _HEADING.match(line) or stripped.startswith(">>>"):
-            close()
-            continue
-        if _ITEM.match(line):
-            close()
-        if start is None:
-            start = line_start + indent
-        end = line_start + len(line.rstrip())
-        lines_in_paragraph += 1
-    close()
-    return out
-
-
-def _last_indent(text: str, before: int) -> int:
-    """Indent of the last non-blank line before ``before`` (the line that opened a literal block)."""
-    lines = [line for line in text[:before].splitlines() if line.strip()]
-    return len(lines[-1]) - len(lines[-1].lstrip()) if lines else 0
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentence ranges of ``text``'s prose paragraphs (offsets into ``text``)."""
-    spans: list[tuple[int, int]] = []
-    for p_start, p_end in _paragraphs(text):
-        paragraph = text[p_start:p_end]
-        cursor = 0
-        for match in _SENTENCE_END.finditer(paragraph):
-            cut = match.start() + 1
-            word = re.findall(r"[A-Za-z.]+$", paragraph[cursor:cut - 1])
-            if word and word[0].strip(".").lower() in _ABBREVIATIONS:
-                continue
-            end = match.end() - (len(match.group(0)) - len(match.group(0).rstrip()))
-            spans.append((p_start + cursor, p_start + end))
-            cursor = match.end()
-        if cursor < len(paragraph):
-            spans.append((p_start + cursor, p_end))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
-
-
-_FOOTNOTE = re.compile(r"\s?\[(?:\d{1,3}|#\w*)\]_?")
-
-
-def _clean(text: str) -> str:
-    """The span as quoted: whitespace collapsed, the list bullet and the source's own footnote markers
-    (rST ``[3]_``, ``[1]``) dropped, so they cannot pass for the answer's citations."""
-    text = _FOOTNOTE.sub("", _ITEM.sub("", text, count=1))
-    return " ".join(text.split())
-
-
 def candidate_spans(hits: Sequence[Hit], config: ExtractiveConfig) -> list[Span]:
     spans = []
     for i, hit in enumerate(hits):
         for start, end in sentence_spans(hit.text):
-            quoted = _clean(hit.text[start:end])
+            quoted = clean_span(hit.text[start:end])
             if len(quoted) > config.max_span_chars or len(content_words(quoted)) < config.min_content_words:
                 continue
             spans.append(Span(i, start, end, quoted, title=str(hit.metadata.get("title") or "")))
@@ -205,7 +99,7 @@ def score_spans(question: str, spans: Sequence[Span], embedder, config: Extracti
     w = config.lexical_weight
     scores = (1 - w) * semantic + w * lexical
     return [replace(s, score=float(v), semantic=float(c), lexical=float(x))
-            for s, v, c, x in zip(spans, scores, semantic, lexical)]
+            for s, v, c, x in zip(spans, scores, semantic, lexical, strict=True)]
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:
