@@ -106,7 +106,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
     if config.threads:
         torch.set_num_threads(config.threads)
     from corpora import CorpusError
-    from finetune.brainstorm import load_tasks, run_brainstorm_stage
+    from finetune.brainstorm import run_brainstorm_stage
     from finetune.chunk import run_chunk_stage
     from finetune.distributed import barrier, ranks
     from finetune.evaluate import run_evaluate_stage
@@ -154,7 +154,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         elif stage == "brainstorm":
             return run_brainstorm_stage(config, run, llm, show_progress)
         elif stage == "generate":
-            return run_generate_stage(config, run, load_tasks(run), llm, show_progress)
+            return run_generate_stage(config, run, run.tasks(), llm, show_progress)
         elif stage == "filter":
             return run_filter_stage(config, run, get_teacher() if config.teacher_top_k > 0 else None, show_progress)
         elif stage == "mine":
@@ -163,7 +163,7 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
             teacher.clear()  # free the teacher's memory before loading the base for training
             if where.main:
                 remove_partial_checkpoints(run)
-            order = [t.task_id for t in load_tasks(run)]
+            order = [t.task_id for t in run.tasks()]
             return run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
         elif stage == "evaluate":
             return run_evaluate_stage(config, run, show_progress)

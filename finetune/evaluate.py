@@ -21,14 +21,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from eval.metrics import mean_metric
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json
 from finetune.selection import decide, half_of, macro_mean
 from finetune.teacher import encode_by_instruction
-from finetune.train import checkpoint_dirs
 from indexing.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -98,8 +95,8 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     from embedder import load_embedder
 
     run.require("filter", "train")
-    pool = load_pool(run)
-    pairs = [p for p in load_pairs(run, run.filtered) if p.split == "heldout"]
+    pool = run.pool()
+    pairs = [p for p in run.pairs(run.filtered) if p.split == "heldout"]
     k = config.eval_k
     metric = f"ndcg@{k}"
     if not pairs:
@@ -113,7 +110,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     select, confirm = halves == "select", halves == "confirm"
     sts, guard_note = guard_pairs(config.guard_pairs, config.seed)
     targets: list[tuple[str, int, Path | None]] = [("base", 0, None)]
-    targets += [(p.name, int(p.name.split("-")[1]), p) for p in checkpoint_dirs(run)]
+    targets += [(p.name, int(p.name.split("-")[1]), p) for p in run.checkpoint_dirs()]
     rows, per_query, guard = [], {}, {}
     for name, step, path in tqdm(targets, desc="evaluate", unit="model", disable=not show_progress):
         embedder = load_embedder(config.base, adapter=path, quantization=config.quantization)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json, write_jsonl
 from finetune.teacher import Teacher, positive_ranks
@@ -95,7 +93,7 @@ def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair],
     ranking of the whole pool."""
     if not pairs:
         return {}
-    pool = load_pool(run)
+    pool = run.pool()
     column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
     scores, _ = teacher.pool_scores(run, pool.chunks, pairs, show_progress)
     ranks = positive_ranks(scores.fused, [column[p.chunk_id] for p in pairs])
@@ -104,9 +102,9 @@ def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair],
 
 def run_filter_stage(config: DomainConfig, run: RunDir, teacher: Teacher | None, show_progress: bool = True) -> dict:
     run.require("generate")
-    pool = load_pool(run)
+    pool = run.pool()
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
-    pairs = load_pairs(run)
+    pairs = run.pairs()
     counts: dict[str, int] = {"input": len(pairs)}
     removed_log: list[dict] = []
 

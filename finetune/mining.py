@@ -18,11 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair, TrainingExample
-from finetune.rundir import RunDir, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, write_jsonl
 from finetune.teacher import Teacher
 
 
@@ -85,8 +83,8 @@ def calibrate_margins(fused_margins: np.ndarray, dense_margins: np.ndarray | Non
 
 def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_progress: bool = True) -> dict:
     run.require("filter")
-    pool = load_pool(run)
-    pairs = [p for p in load_pairs(run, run.filtered) if p.split == "train"]
+    pool = run.pool()
+    pairs = [p for p in run.pairs(run.filtered) if p.split == "train"]
     train_chunks = pool.of_split("train")
     ids = [c.chunk_id for c in train_chunks]
     rng = random.Random(config.seed + 5)
@@ -120,7 +118,7 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
         teacher_positive_score=round(positive_score, 4), source=p.source, positive_text=p.positive_text,
         teacher_margins=tuple(round(float(m) * factor, 5) for m in fused_margins),
     ) for p, negative_ids, llm_negative, positive_score, fused_margins in mined]
-    write_jsonl(run.examples, examples)
+    write_jsonl(run.examples_file, examples)
     summary = {
         "examples": len(examples),
         "by_source": dict(Counter(e.source for e in examples)),
@@ -135,8 +133,3 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
     }
     run.mark_done("mine", summary)
     return summary
-
-
-def load_examples(run: RunDir) -> list[TrainingExample]:
-    run.require("mine")
-    return [TrainingExample.from_json(row) for row in iter_jsonl(run.examples)]

@@ -24,12 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from finetune.batching import plan_batches
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks, sum_gradients
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
-from finetune.mining import load_examples
 from finetune.records import TrainingExample
 from finetune.rundir import RunDir, append_jsonl, iter_jsonl, write_jsonl
 
@@ -124,15 +122,6 @@ def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float
     return loss
 
 
-def checkpoint_dirs(run: RunDir) -> list[Path]:
-    """Complete checkpoints, oldest first (a ``.partial`` directory is an interrupted save)."""
-    if not run.checkpoints.is_dir():
-        return []
-    found = [p for p in run.checkpoints.glob("step-*") if p.is_dir() and not p.name.endswith(".partial")
-             and (p / "adapter_config.json").exists()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
 def plan_fingerprint(config: DomainConfig, plan: list[list[int]], examples: Sequence[TrainingExample]) -> str:
     keys = ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss", "lora_r",
             "lora_alpha", "lora_dropout", "train_max_length", "seed", "distill_weight")
@@ -166,8 +155,8 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
                     show_progress: bool = True) -> dict:
     from embedder import load_embedder
 
-    pool = load_pool(run)
-    examples = load_examples(run)
+    pool = run.pool()
+    examples = run.examples()
     if len(examples) < 2:
         raise ValueError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
                          "(more chunks, a better generator or looser filters)")
@@ -198,7 +187,7 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.warmup_steps, config.steps))
 
     start = 0
-    previous = [p for p in checkpoint_dirs(run) if (p / STATE_FILE).exists()]
+    previous = [p for p in run.checkpoint_dirs() if (p / STATE_FILE).exists()]
     if previous:
         state = torch.load(previous[-1] / STATE_FILE, weights_only=False)
         if state.get("fingerprint") != fingerprint:
@@ -278,7 +267,7 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         "steps": config.steps,
         "resumed_from": start,
         "examples": len(examples),
-        "checkpoints": [p.name for p in checkpoint_dirs(run)],
+        "checkpoints": [p.name for p in run.checkpoint_dirs()],
         "seconds_per_step": round(sum(step_seconds) / len(step_seconds), 3) if step_seconds else None,
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
