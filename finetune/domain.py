@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from finetune.config import DomainConfig
+from finetune.config import FIELD_STAGE, DomainConfig
 from finetune.rundir import STAGES, RunDir, RunDirError, read_json, write_json
 
 if TYPE_CHECKING:  # torch and the models load only when a run starts
@@ -28,24 +28,6 @@ if TYPE_CHECKING:  # torch and the models load only when a run starts
     from finetune.teacher import Teacher
 
 log = logging.getLogger("finetune")
-
-#: The earliest stage each setting feeds: changing it on a finished run means redoing from there.
-FIELD_STAGE: dict[str, str] = {
-    **dict.fromkeys(("corpus", "base", "max_chunks", "max_chunks_per_doc", "chunk_size", "heldout_fraction", "seed"),
-                    "chunk"),
-    **dict.fromkeys(("generator", "generator_model", "base_url", "brainstorm_calls", "brainstorm_passages",
-                     "max_tasks", "temperature", "top_p"), "brainstorm"),
-    **dict.fromkeys(("max_queries", "passage_chars", "max_new_tokens", "retries", "pair_sources", "cloze_per_chunk"),
-                    "generate"),
-    **dict.fromkeys(("teacher", "min_query_words", "max_query_words", "near_duplicate_jaccard", "copy_overlap",
-                     "teacher_top_k"), "filter"),
-    **dict.fromkeys(("negatives_per_query", "mine_rank_start", "mine_rank_end", "false_negative_margin"), "mine"),
-    **dict.fromkeys(("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss",
-                     "lora_r", "lora_alpha", "lora_dropout", "mixed_steps", "checkpoint_every",
-                     "gradient_checkpointing", "quantization", "train_max_length", "distill_weight"), "train"),
-    **dict.fromkeys(("eval_k", "eval_suite", "bootstrap_resamples", "guard_pairs", "guard_max_drop"), "evaluate"),
-}
-
 
 @dataclass(frozen=True)
 class RunResult:

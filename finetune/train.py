@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from finetune.batching import plan_batches
-from finetune.config import DomainConfig
+from finetune.config import TRAIN_FINGERPRINT_KEYS, DomainConfig
 from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks, sum_gradients
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
@@ -123,9 +123,7 @@ def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float
 
 
 def plan_fingerprint(config: DomainConfig, plan: list[list[int]], examples: Sequence[TrainingExample]) -> str:
-    keys = ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss", "lora_r",
-            "lora_alpha", "lora_dropout", "train_max_length", "seed", "distill_weight")
-    payload = json.dumps([{k: getattr(config, k) for k in keys}, plan, [e.pair_id for e in examples]])
+    payload = json.dumps([{k: getattr(config, k) for k in TRAIN_FINGERPRINT_KEYS}, plan, [e.pair_id for e in examples]])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
