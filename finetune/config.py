@@ -13,6 +13,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from finetune.rundir import STAGES
+from linqrag.errors import ConfigError
+from linqrag.generation import GENERATOR_KINDS
 
 #: Every pair source the generate stage knows.
 PAIR_SOURCES = ("llm", "title", "cloze")
@@ -59,7 +61,7 @@ class DomainConfig:
     heldout_fraction: float = setting("chunk", 0.2)  #: share of chunks whose queries only evaluate
 
     # --- 2-3. generator
-    generator: str = setting("brainstorm", "local", asks_generator=True)  #: "local" or "openai"
+    generator: str = setting("brainstorm", "local", asks_generator=True)  #: one of ``GENERATOR_KINDS``
     #: local: smollm2 / hub id / path; openai: the model name
     generator_model: str | None = setting("brainstorm", None, asks_generator=True)
     base_url: str | None = setting("brainstorm", None, asks_generator=True)
@@ -134,19 +136,35 @@ class DomainConfig:
     def __post_init__(self) -> None:
         check_types(self)
         if not 0 <= self.heldout_fraction < 1:
-            raise ValueError("heldout_fraction must be in [0, 1)")
+            raise ConfigError("heldout_fraction must be in [0, 1)")
         if self.mixed_steps > 20:
-            raise ValueError("mixed_steps must be <= 20 (the Linq recipe keeps the mixed phase short)")
+            raise ConfigError("mixed_steps must be <= 20 (the Linq recipe keeps the mixed phase short)")
         if self.mine_rank_start < 1 or self.mine_rank_end < self.mine_rank_start:
-            raise ValueError("mining window must satisfy 1 <= mine_rank_start <= mine_rank_end")
+            raise ConfigError("mining window must satisfy 1 <= mine_rank_start <= mine_rank_end")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be >= 2 (in-batch negatives)")
-        if self.generator not in ("local", "openai"):
-            raise ValueError("generator must be 'local' or 'openai'")
+            raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
+        if self.generator not in GENERATOR_KINDS:
+            raise ConfigError(f"generator must be {' or '.join(repr(k) for k in GENERATOR_KINDS)}")
         self.pair_sources = tuple(self.pair_sources)
         unknown = set(self.pair_sources) - set(PAIR_SOURCES)
         if unknown or not self.pair_sources:
-            raise ValueError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
+            raise ConfigError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
+        self._check_settings_used_elsewhere()
+
+    def _check_settings_used_elsewhere(self) -> None:
+        """Settings that the generator and the embedder loader check: refused here, as a bad setting,
+        not stages later as an error of the library that reads them."""
+        from linqrag.generation import GenerationConfig
+
+        try:
+            GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        if self.quantization != "auto":  # the loader (and torch) load only for a non-default choice
+            from embedder.loading import QUANTIZATION_CHOICES
+
+            if self.quantization not in QUANTIZATION_CHOICES:
+                raise ConfigError(f"quantization must be one of {QUANTIZATION_CHOICES}, got {self.quantization!r}")
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -157,7 +175,7 @@ class DomainConfig:
         """Settings from a ``.json`` or ``.toml`` file (a flat table of field names), validated."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
+            raise ConfigError(f"config file {path} does not exist")
         try:
             if path.suffix == ".toml":
                 import tomllib
@@ -167,12 +185,12 @@ class DomainConfig:
                 data = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
             kind = "TOML" if path.suffix == ".toml" else "JSON"
-            raise ValueError(f"config file {path} is not valid {kind}: {error}") from error
+            raise ConfigError(f"config file {path} is not valid {kind}: {error}") from error
         if not isinstance(data, dict):
-            raise ValueError(f"config file {path} must hold a table of settings, not {type(data).__name__}")  # noqa: TRY004 (a bad file, reported as the CLI reports every bad setting)
+            raise ConfigError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
         unknown = set(data) - cls.field_names()
         if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
+            raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
         return data
 
     def to_json(self) -> dict:
@@ -230,6 +248,6 @@ def check_types(config) -> None:
         value = getattr(config, f.name)
         if not _fits(value, hints[f.name]):
             want = getattr(hints[f.name], "__name__", str(hints[f.name]))
-            raise ValueError(f"setting {f.name} must be {want}, got {value!r}")
+            raise ConfigError(f"setting {f.name} must be {want}, got {value!r}")
         if hints[f.name] is float and isinstance(value, int):
             object.__setattr__(config, f.name, float(value))

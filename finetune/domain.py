@@ -1,14 +1,15 @@
-"""``python -m finetune.domain --corpus DIR``: adapt an embedder to your documents.
+"""``python -m finetune.domain --corpus DIR`` (or ``python -m finetune domain ...``): adapt an embedder
+to your documents.
 
 Chunk -> brainstorm tasks -> generate queries -> filter -> mine hard negatives -> LoRA training
 -> evaluate checkpoints -> report. Each stage writes into the run directory and is skipped when
 it has finished, so rerunning the same command resumes a killed run; ``--from-stage`` redoes a
-stage and everything after it. See ``--help`` and the README section "Domain adaptation".
+stage and everything after it. The flags are in :mod:`finetune.cli`; see ``--help`` and the README
+section "Domain adaptation".
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -66,7 +67,8 @@ def resolve_config(overrides: dict, config_file: str | None = None, from_stage: 
     file_values = DomainConfig.from_file(config_file) if config_file else {}
     wanted = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     corpus = wanted.get("corpus", "")
-    run_dir = wanted.get("run_dir") or (str(default_run_dir(corpus, wanted.get("base", "minilm"))) if corpus else "")
+    base = wanted.get("base", DomainConfig.base)
+    run_dir = wanted.get("run_dir") or (str(default_run_dir(corpus, base)) if corpus else "")
     if not run_dir:
         raise RunDirError("give --corpus DIR (and optionally --run-dir), or --run-dir of an existing run")
     saved = read_json(Path(run_dir) / "config.json", {})
@@ -278,70 +280,14 @@ def _short(summary: dict, tables: tuple[str, ...] = ()) -> str:
     return text[:400]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m finetune.domain",
-        description="Adapt an embedder to a document collection: synthetic queries from a generator LLM, "
-                    "teacher filtering and hard-negative mining, LoRA contrastive training, evaluation on "
-                    "held-out synthetic queries. Rerun the same command to resume a stopped run.",
-        epilog="Every DomainConfig field can be set in a JSON or TOML file (--config); flags win over the file. "
-               f"Stages: {', '.join(STAGES)}.",
-    )
-    p.add_argument("--corpus", help="directory of documents (txt, md, html, pdf, jsonl) or a BEIR folder "
-                   "(only its corpus is read)")
-    p.add_argument("--base", help="embedder to adapt: minilm (default), smollm2, linq, a hub id or a path")
-    p.add_argument("--generator", choices=("local", "openai"),
-                   help="local HF model (default) or an OpenAI-compatible endpoint")
-    p.add_argument("--generator-model", dest="generator_model",
-                   help="local: smollm2 (default), a hub id or a path; openai: the model name")
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
-    p.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the endpoint's key "
-                   "(default OPENAI_API_KEY; '' for none)")
-    p.add_argument("--teacher", help="filters pairs, mines negatives, gives soft labels: bm25+minilm (default: "
-                   "BM25 fused with MiniLM), an embedder name alone, or bm25")
-    p.add_argument("--sources", dest="pair_sources",
-                   type=lambda text: tuple(s.strip() for s in text.split(",") if s.strip()),
-                   help="comma-separated pair sources: llm (generated queries), title (title -> body), "
-                   "cloze (sentence -> rest of its chunk); default all three")
-    p.add_argument("--max-queries", dest="max_queries", type=int,
-                   help="pool chunks that get an LLM query (default 240: the generator is the cost)")
-    p.add_argument("--run-dir", dest="run_dir", help="where the run lives (default runs/<corpus>-<base>)")
-    p.add_argument("--max-chunks", dest="max_chunks", type=int, help="size of the chunk pool (default 1200)")
-    p.add_argument("--steps", type=int, help="training steps (default 60)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size (default 16)")
-    p.add_argument("--from-stage", dest="from_stage", choices=STAGES, help="redo this stage and all later ones")
-    p.add_argument("--config", help="JSON or TOML file with any DomainConfig settings")
-    p.add_argument("--generation-cache", dest="generation_cache",
-                   help="JSON-lines file of LLM answers shared between runs (default: inside the run dir)")
-    p.add_argument("--eval-suite", dest="eval_suite",
-                   help="also score the base and the best checkpoint on an eval/ suite, e.g. streamlined (slow)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from corpora import CorpusError
-    from embedder.sources import ModelNotFoundError
-    from linqrag.generation import GenerationError, GeneratorUnavailable
+    """``python -m finetune.domain ...``: :func:`finetune.cli.domain_main` (the flags live there)."""
+    from finetune.cli import domain_main
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("from_stage", "config", "quiet")}
-    try:
-        config = resolve_config(overrides, args.config, args.from_stage)
-        result = run_domain_adaptation(config, args.from_stage, show_progress=not args.quiet)
-    except (CorpusError, GeneratorUnavailable, GenerationError, ModelNotFoundError, RunDirError, FileNotFoundError,
-            ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    from finetune.distributed import ranks
-
-    if ranks().main:  # under torchrun, one summary
-        print(result.summary_line())
-    return 0
+    return domain_main(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finetune.cli import domain_main
+
+    sys.exit(domain_main())

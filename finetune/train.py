@@ -29,7 +29,8 @@ from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
 from finetune.records import TrainingExample
-from finetune.rundir import RunDir, append_jsonl, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, RunDirError, append_jsonl, iter_jsonl, write_jsonl
+from linqrag.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def _training_data(config: DomainConfig, run: RunDir, tasks_order: Sequence[str]
     pool = run.pool()
     examples = run.examples()
     if len(examples) < 2:
-        raise ValueError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
+        raise ConfigError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
                          "(more chunks, a better generator or looser filters)")
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
     plan = plan_batches(examples, config.batch_size, config.steps, config.mixed_steps, config.seed, tasks_order)
@@ -210,7 +211,7 @@ def _resume(setup: TrainingSetup, run: RunDir) -> None:
     if previous:
         state = torch.load(previous[-1] / STATE_FILE, weights_only=False)
         if state.get("fingerprint") != setup.fingerprint:
-            raise RuntimeError(
+            raise RunDirError(
                 f"{run.checkpoints} holds checkpoints of a different training setup; rerun with --from-stage train "
                 "to train anew (old checkpoints are moved aside, not deleted)")
         load_adapter_weights(setup.model, previous[-1])

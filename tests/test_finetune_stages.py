@@ -409,3 +409,23 @@ def test_the_stage_table_has_one_row_per_stage_in_order():
     assert tuple(STAGE_TABLE) == STAGES
     assert all(name == stage.name and callable(stage.run) for name, stage in STAGE_TABLE.items())
 
+
+def _flags(parser) -> dict[str, tuple]:
+    return {a.option_strings[0]: (a.dest, a.choices) for a in parser._actions if a.option_strings}
+
+
+def test_one_cli_shape_for_python_m_finetune_and_the_module_commands(tmp_path, capsys):
+    import argparse
+
+    from finetune.cli import build_parser, command_parser, main
+    from linqrag.generation import GENERATOR_KINDS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("domain", "export"):
+        assert _flags(sub.choices[name]) == _flags(command_parser(name))
+    domain = _flags(command_parser("domain"))
+    assert domain["--from-stage"][1] == STAGES and domain["--generator"][1] == GENERATOR_KINDS
+    bad = tmp_path / "bad.toml"
+    bad.write_text("batch_size = 1\n")
+    assert main(["domain", "--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == "error: batch_size must be >= 2 (in-batch negatives)"
