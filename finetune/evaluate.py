@@ -3,7 +3,8 @@
 Held-out queries come from chunks no training example saw (whole held-out documents), from each
 pair source (generated, title, cloze); each is searched over the entire pool, its positive seen
 as it trained (a title pair's body, a cloze pair's chunk minus its sentence), and scored by
-nDCG@10 and recall@10 (one relevant chunk). ``finetune.selection`` picks the best checkpoint on
+nDCG@k and recall@k at the configured cutoff (``eval_k``; one relevant
+chunk). ``finetune.selection`` picks the best checkpoint on
 one half of the queries and tests it on the other (paired bootstrap), and the out-of-domain
 guard (STS-B sentence pairs from the data folder, dev split) checks it did not unlearn general
 similarity; the run recommends the base when either fails. Checkpoints are loaded through
@@ -48,7 +49,7 @@ def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Ch
         scores[views, [column[pairs[i].chunk_id] for i in views]] = (queries[views] * view_vectors).sum(axis=1)
     ids = [c.chunk_id for c in chunks]
     run = {p.pair_id: {ids[j]: float(row[j]) for j in np.argsort(-row, kind="stable")[:DEPTH]}
-           for p, row in zip(pairs, scores)}
+           for p, row in zip(pairs, scores, strict=True)}
     qrels = {p.pair_id: {p.chunk_id: 1} for p in pairs}
     return {name: np.array([per_query[p.pair_id] for p in pairs])
             for name, per_query in (("ndcg", mean_metric(run, qrels, "ndcg", k)[1]),

@@ -88,7 +88,8 @@ def rule_teacher(pairs: Sequence[SyntheticPair], ranks: dict[str, int], top_k: i
     return partition(pairs, lambda p: ranks.get(p.pair_id, 1) <= top_k)
 
 
-def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair], show_progress: bool = True) -> dict[str, int]:
+def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair],
+                  show_progress: bool = True) -> dict[str, int]:
     """Rank of each pair's positive (its ``positive_text`` view where it has one) in the teacher's
     ranking of the whole pool."""
     if not pairs:
@@ -97,7 +98,7 @@ def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair],
     column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
     scores, _ = teacher.pool_scores(run, pool.chunks, pairs, show_progress)
     ranks = positive_ranks(scores.fused, [column[p.chunk_id] for p in pairs])
-    return {p.pair_id: int(r) for p, r in zip(pairs, ranks)}
+    return {p.pair_id: int(r) for p, r in zip(pairs, ranks, strict=True)}
 
 
 def run_filter_stage(config: DomainConfig, run: RunDir, teacher: Teacher | None, show_progress: bool = True) -> dict:

@@ -87,7 +87,7 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
         answers = llm.complete(prompts, attempt_config(config, attempt),
                                desc=f"generate (attempt {attempt + 1})", show_progress=show_progress)
         retry = []
-        for chunk, raw in zip(pending, answers):
+        for chunk, raw in zip(pending, answers, strict=True):
             try:
                 query, negative, was_repaired, answer_notes = check_answer(raw)
             except OutputRejected as error:

@@ -23,6 +23,9 @@ from finetune.records import SyntheticPair, TrainingExample
 from finetune.rundir import RunDir, write_jsonl
 from finetune.teacher import Teacher
 
+#: Cosine units per fused z-unit when the teacher has no dense part to calibrate against.
+FALLBACK_MARGIN_FACTOR = 0.05
+
 
 def false_negative_threshold(positive_score: float, margin: float) -> float:
     """Scores above this are likely false negatives: ``margin`` x the positive's (the positive's own
@@ -71,14 +74,14 @@ def calibrate_margins(fused_margins: np.ndarray, dense_margins: np.ndarray | Non
     The student scores by cosine, the fused teacher by z-scores; the factor is the ratio of the
     median margins of the teacher's own dense part on the same (query, positive, negative)
     triples, so a typical soft label asks for the margin a real embedder draws. Without a dense
-    part (a BM25-only teacher) a z-unit counts as 0.05 of cosine.
+    part (a BM25-only teacher) a z-unit counts as ``FALLBACK_MARGIN_FACTOR`` of cosine.
     """
     fused = fused_margins[np.isfinite(fused_margins) & (fused_margins > 0)]
     if dense_margins is None or not len(fused):
-        return 0.05
+        return FALLBACK_MARGIN_FACTOR
     dense = dense_margins[np.isfinite(dense_margins)]
-    ratio = float(np.median(dense)) / float(np.median(fused)) if len(dense) else 0.05
-    return ratio if ratio > 0 else 0.05
+    ratio = float(np.median(dense)) / float(np.median(fused)) if len(dense) else FALLBACK_MARGIN_FACTOR
+    return ratio if ratio > 0 else FALLBACK_MARGIN_FACTOR
 
 
 def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_progress: bool = True) -> dict:

@@ -50,8 +50,9 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tiny_mistral_di
     run_train_stage(single_config, single, ["t0", "t1"], show_progress=False)
 
     double_config, double = make_run(tmp_path / "double", str(tiny_mistral_dir), **settings)
-    fields = {k: getattr(double_config, k) for k in ("corpus", "run_dir", "base", "steps", "batch_size", "mixed_steps",
-                                                     "checkpoint_every", "learning_rate", "warmup_steps", "lora_dropout")}
+    fields = {k: getattr(double_config, k) for k in ("corpus", "run_dir", "base", "steps", "batch_size",
+                                                     "mixed_steps", "checkpoint_every", "learning_rate",
+                                                     "warmup_steps", "lora_dropout")}
     script = tmp_path / "train_two.py"
     script.write_text(SCRIPT)
 
