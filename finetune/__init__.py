@@ -1,6 +1,7 @@
 """Domain adaptation of embedders (the E5-mistral / Linq recipe on your own documents).
 
     python -m finetune.domain --corpus DIR          # the whole pipeline, resumable
+    python -m finetune domain --corpus DIR          # the same (``finetune.cli``: domain, export)
 
     from finetune import DomainConfig, run_domain_adaptation
     result = run_domain_adaptation(DomainConfig(corpus="docs/", run_dir="runs/docs"))
@@ -8,7 +9,8 @@
 
 One module per stage: ``chunk``, ``brainstorm``, ``generate`` (with ``prompts``, ``jsonrepair``,
 ``llm``), ``filters``, ``mining`` (with ``teacher``), ``train`` (with ``losses``, ``batching``,
-``lora``), ``evaluate``, ``report``; ``domain`` wires them into the CLI.
+``lora``), ``evaluate``, ``report``; each reads its inputs through ``rundir.RunDir``. ``domain``
+runs them in order (its stage table); ``cli`` holds the commands (``domain``, ``export``).
 """
 
 from finetune.config import DomainConfig

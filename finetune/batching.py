@@ -1,7 +1,8 @@
 """The training order of the Linq recipe: homogeneous task batches, then a short mixed phase.
 
 Each batch of the first phase holds examples of one task only, tasks taking turns (interleaved
-in proportion to their size, ties in a fixed order), so in-batch negatives share the query format and the loss is not solved by telling tasks
+in proportion to their size, ties in a fixed order), so in-batch negatives share the query format
+and the loss is not solved by telling tasks
 apart. The last ``mixed_steps`` batches (<= 20) mix tasks, to keep the model from drifting
 towards the task trained last. The plan is a pure function of the examples and the seed, so a
 resumed run continues exactly where it stopped.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.jsonrepair import OutputRejected, parse_string_list
 from finetune.llm import CachedGenerator
@@ -63,11 +62,11 @@ def collect_tasks(answers: list[str], max_tasks: int) -> tuple[list[Task], Count
 
 def run_brainstorm_stage(config: DomainConfig, run: RunDir, llm: CachedGenerator, show_progress: bool = True) -> dict:
     if "llm" not in config.pair_sources:  # no generated queries: no tasks to brainstorm, no model to load
-        write_json(run.tasks, [])
+        write_json(run.tasks_file, [])
         summary = {"calls": 0, "tasks": 0, "notes": ["pair_sources has no 'llm': brainstorm skipped"]}
         run.mark_done("brainstorm", summary)
         return summary
-    pool = load_pool(run)
+    pool = run.pool()
     train = pool.of_split("train") or pool.chunks
     rng = random.Random(config.seed + 2)
     prompts = []
@@ -83,16 +82,9 @@ def run_brainstorm_stage(config: DomainConfig, run: RunDir, llm: CachedGenerator
     if not tasks:
         tasks = [Task("t0", FALLBACK_TASK)]
         notes.append(f"the brainstorm gave no usable task; using the generic task {FALLBACK_TASK!r}")
-    write_json(run.tasks, [t.to_json() for t in tasks])
+    write_json(run.tasks_file, [t.to_json() for t in tasks])
     write_json(run.path("brainstorm_raw.json"), answers)
     summary = {"calls": len(prompts), "tasks": len(tasks), "rejected": dict(rejected), "notes": notes,
                "task_list": [t.instruction for t in tasks]}
     run.mark_done("brainstorm", summary)
     return summary
-
-
-def load_tasks(run: RunDir) -> list[Task]:
-    from finetune.rundir import read_json
-
-    run.require("brainstorm")
-    return [Task.from_json(t) for t in read_json(run.tasks, [])]

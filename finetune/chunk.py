@@ -9,14 +9,13 @@ drops queries and qrels, which keeps the evaluation on real queries honest.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
 from corpora import CorpusError
 from corpora.records import Document
 from finetune.config import DomainConfig
-from finetune.rundir import RunDir, iter_jsonl, write_json, write_jsonl
+from finetune.rundir import RunDir, write_json, write_jsonl
 from indexing.build import load_corpus
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
 from indexing.records import Chunk
@@ -26,19 +25,6 @@ from indexing.records import Chunk
 DEFAULT_MAX_CHUNK_TOKENS = 128
 #: Documents chunked per call of the splitter.
 CHUNK_BATCH = 32
-
-
-@dataclass(frozen=True)
-class ChunkPool:
-    chunks: list[Chunk]
-    split: dict[str, str]  # chunk_id -> "train" | "heldout"
-
-    def of_split(self, name: str) -> list[Chunk]:
-        return [c for c in self.chunks if self.split[c.chunk_id] == name]
-
-    @property
-    def by_id(self) -> dict[str, Chunk]:
-        return {c.chunk_id: c for c in self.chunks}
 
 
 def base_tokenizer(name: str):
@@ -144,11 +130,3 @@ def run_chunk_stage(config: DomainConfig, run: RunDir, show_progress: bool = Tru
     }
     run.mark_done("chunk", summary)
     return summary
-
-
-def load_pool(run: RunDir) -> ChunkPool:
-    run.require("chunk")
-    from finetune.rundir import read_json
-
-    chunks = [Chunk(**row) for row in iter_jsonl(run.chunks)]
-    return ChunkPool(chunks, read_json(run.path("split.json"), {}))

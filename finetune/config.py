@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
+
+from finetune.rundir import STAGES
+from linqrag.errors import ConfigError
+from linqrag.generation import GENERATOR_KINDS
 
 #: Every pair source the generate stage knows.
 PAIR_SOURCES = ("llm", "title", "cloze")
@@ -20,105 +24,147 @@ DECODER_TEMPERATURE = 0.02
 ENCODER_TEMPERATURE = 0.05
 
 
+def setting(stage: str | None, default=MISSING, *, default_factory=MISSING, asks_generator: bool = False,
+            train_fingerprint: int | None = None):
+    """A :class:`DomainConfig` field marked with what it affects (``dataclasses.fields`` reads it back):
+
+    - ``stage``: the earliest stage (of ``STAGES``) whose output the setting changes, so changing it on
+      a finished run means redoing from there; ``None`` for a setting that changes no output (where
+      files go, threads, time limits, batch sizes of the generator);
+    - ``asks_generator``: it changes what the generator is asked (``generation_fingerprint``);
+    - ``train_fingerprint``: its position in the training setup a resumed training must match (the
+      order is part of the hash written into checkpoints, so it is kept, not derived).
+    """
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {STAGES}")
+    metadata = {"stage": stage, "asks_generator": asks_generator, "train_fingerprint": train_fingerprint}
+    return field(default=default, default_factory=default_factory, metadata=metadata)
+
+
 @dataclass
 class DomainConfig:
     # --- what and where
-    corpus: str = ""
-    run_dir: str = ""
-    base: str = "minilm"  #: embedder preset, hub id or path to adapt
+    corpus: str = setting("chunk", "")
+    run_dir: str = setting(None, "")
+    base: str = setting("chunk", "minilm", train_fingerprint=0)  #: embedder preset, hub id or path to adapt
     #: Filters pairs, mines negatives, gives soft labels: "bm25+NAME" (fused, the default: not the
     #: base), an embedder name alone, or "bm25".
-    teacher: str = "bm25+minilm"
-    seed: int = 13
-    threads: int | None = None  #: torch CPU threads (1 is fastest on a busy shared CPU)
+    teacher: str = setting("filter", "bm25+minilm")
+    seed: int = setting("chunk", 13, train_fingerprint=10)
+    threads: int | None = setting(None, None)  #: torch CPU threads (1 is fastest on a busy shared CPU)
 
     # --- 1. chunk
-    max_chunks: int = 1200  #: chunk pool the run works on (sampled from the corpus)
-    max_chunks_per_doc: int = 4  #: so long documents cannot fill the pool alone
-    chunk_size: int | None = None  #: tokens; default min(128, what fits the base)
-    heldout_fraction: float = 0.2  #: share of chunks whose queries only evaluate
+    max_chunks: int = setting("chunk", 1200)  #: chunk pool the run works on (sampled from the corpus)
+    max_chunks_per_doc: int = setting("chunk", 4)  #: so long documents cannot fill the pool alone
+    #: tokens; default: ``finetune.chunk.DEFAULT_MAX_CHUNK_TOKENS``, or what fits the base if that is less
+    chunk_size: int | None = setting("chunk", None)
+    heldout_fraction: float = setting("chunk", 0.2)  #: share of chunks whose queries only evaluate
 
     # --- 2-3. generator
-    generator: str = "local"  #: "local" or "openai"
-    generator_model: str | None = None  #: local: smollm2 / hub id / path; openai: the model name
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    generator_deadline: float = 300.0  #: seconds one endpoint request may take, retries included
-    generation_cache: str | None = None  #: share LLM outputs across runs (default: inside the run dir)
-    generator_batch_size: int = 8
-    brainstorm_calls: int = 4
-    brainstorm_passages: int = 3
-    max_tasks: int = 6
+    generator: str = setting("brainstorm", "local", asks_generator=True)  #: one of ``GENERATOR_KINDS``
+    #: local: smollm2 / hub id / path; openai: the model name
+    generator_model: str | None = setting("brainstorm", None, asks_generator=True)
+    base_url: str | None = setting("brainstorm", None, asks_generator=True)
+    api_key_env: str = setting(None, "OPENAI_API_KEY")
+    generator_deadline: float = setting(None, 300.0)  #: seconds one endpoint request may take, retries included
+    generation_cache: str | None = setting(None, None)  #: share LLM outputs across runs (default: inside the run dir)
+    generator_batch_size: int = setting(None, 8)
+    brainstorm_calls: int = setting("brainstorm", 4)
+    brainstorm_passages: int = setting("brainstorm", 3)
+    max_tasks: int = setting("brainstorm", 6)
     #: Where training pairs come from: "llm" (generated queries), "title" (title -> body), "cloze"
     #: (a sentence -> the rest of its chunk). Each source is a task of the batch schedule.
-    pair_sources: tuple[str, ...] = ("llm", "title", "cloze")
-    cloze_per_chunk: int = 2  #: cloze pairs cut from each pool chunk
-    max_queries: int | None = 240  #: pool chunks that get an LLM query (None: every chunk; the LLM is the cost)
-    passage_chars: int = 700  #: chunk text shown to the generator
-    max_new_tokens: int = 80
-    temperature: float = 0.6
-    top_p: float = 0.9
-    retries: int = 2  #: extra attempts for a chunk whose output was rejected
+    pair_sources: tuple[str, ...] = setting("generate", ("llm", "title", "cloze"))
+    cloze_per_chunk: int = setting("generate", 2)  #: cloze pairs cut from each pool chunk
+    #: pool chunks that get an LLM query (None: every chunk; the LLM is the cost)
+    max_queries: int | None = setting("generate", 240)
+    passage_chars: int = setting("generate", 700, asks_generator=True)  #: chunk text shown to the generator
+    max_new_tokens: int = setting("generate", 80, asks_generator=True)
+    temperature: float = setting("brainstorm", 0.6, asks_generator=True)
+    top_p: float = setting("brainstorm", 0.9, asks_generator=True)
+    retries: int = setting("generate", 2)  #: extra attempts for a chunk whose output was rejected
 
     # --- 4. filter
-    min_query_words: int = 3
-    max_query_words: int = 48
-    near_duplicate_jaccard: float = 0.8  #: word-set Jaccard at or above which a query is a near-duplicate
-    copy_overlap: float = 0.8  #: share of a query's word 4-grams found in its chunk at which it is a copy
-    teacher_top_k: int = 20  #: the positive must be in the teacher's top k (0 turns the rule off)
+    min_query_words: int = setting("filter", 3)
+    max_query_words: int = setting("filter", 48)
+    #: word-set Jaccard at or above which a query is a near-duplicate
+    near_duplicate_jaccard: float = setting("filter", 0.8)
+    #: share of a query's word 4-grams found in its chunk at which it is a copy
+    copy_overlap: float = setting("filter", 0.8)
+    teacher_top_k: int = setting("filter", 20)  #: the positive must be in the teacher's top k (0 turns the rule off)
 
     # --- 5. mine
-    negatives_per_query: int = 2
-    mine_rank_start: int = 3  #: rank window (1-based, positive excluded) negatives are sampled from
-    mine_rank_end: int = 30
-    false_negative_margin: float = 0.95  #: skip candidates scoring above this share of the positive's score
+    negatives_per_query: int = setting("mine", 2)
+    mine_rank_start: int = setting("mine", 3)  #: rank window (1-based, positive excluded) negatives are sampled from
+    mine_rank_end: int = setting("mine", 30)
+    #: skip candidates scoring above this share of the positive's score
+    false_negative_margin: float = setting("mine", 0.95)
 
     # --- 6. train
-    steps: int = 60
-    batch_size: int = 16
-    learning_rate: float = 2e-4
-    warmup_steps: int = 5
-    weight_decay: float = 0.0
+    steps: int = setting("train", 60)
+    batch_size: int = setting("train", 16)
+    learning_rate: float = setting("train", 2e-4, train_fingerprint=2)
+    warmup_steps: int = setting("train", 5, train_fingerprint=3)
+    weight_decay: float = setting("train", 0.0, train_fingerprint=4)
     #: InfoNCE temperature; None picks by base: the recipe's value for decoders, the encoder's own
     #: training scale for mean-pooling encoders (see ``resolved_temperature``).
-    temperature_loss: float | None = None
+    temperature_loss: float | None = setting("train", None, train_fingerprint=5)
     #: Weight of the MarginMSE soft-label loss (the teacher's margins) beside InfoNCE; 0 turns it off.
-    distill_weight: float = 0.1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    mixed_steps: int = 10  #: final mixed-task steps (<= 20, after the homogeneous phase)
-    checkpoint_every: int = 20
+    distill_weight: float = setting("train", 0.1, train_fingerprint=11)
+    lora_r: int = setting("train", 16, train_fingerprint=6)
+    lora_alpha: int = setting("train", 32, train_fingerprint=7)
+    lora_dropout: float = setting("train", 0.05, train_fingerprint=8)
+    mixed_steps: int = setting("train", 10)  #: final mixed-task steps (<= 20, after the homogeneous phase)
+    checkpoint_every: int = setting("train", 20)
     #: None: on for decoder bases and any base of 1B parameters or more (activation memory), off for
     #: small encoders (it costs a second forward)
-    gradient_checkpointing: bool | None = None
-    quantization: str = "auto"  #: "nf4" trains QLoRA on a 4-bit base
-    train_max_length: int | None = None  #: token cap for training inputs (default: the base's window)
+    gradient_checkpointing: bool | None = setting("train", None)
+    quantization: str = setting("train", "auto", train_fingerprint=1)  #: "nf4" trains QLoRA on a 4-bit base
+    #: token cap for training inputs (default: the base's window)
+    train_max_length: int | None = setting("train", None, train_fingerprint=9)
 
     # --- 7. evaluate
-    eval_k: int = 10
-    eval_suite: str | None = None  #: also score the base and the best checkpoint on this eval/ suite ("streamlined")
-    bootstrap_resamples: int = 2000  #: paired bootstrap of the held-out gain
-    guard_pairs: int = 500  #: STS-B sentence pairs of the out-of-domain guard (0 turns it off)
-    guard_max_drop: float = 0.01  #: a checkpoint losing more Spearman than this on the guard is refused
-    extra: dict = field(default_factory=dict)
+    eval_k: int = setting("evaluate", 10)
+    #: also score the base and the best checkpoint on this eval/ suite ("streamlined")
+    eval_suite: str | None = setting("evaluate", None)
+    bootstrap_resamples: int = setting("evaluate", 2000)  #: paired bootstrap of the held-out gain
+    guard_pairs: int = setting("evaluate", 500)  #: STS-B sentence pairs of the out-of-domain guard (0 turns it off)
+    #: a checkpoint losing more Spearman than this on the guard is refused
+    guard_max_drop: float = setting("evaluate", 0.01)
+    extra: dict = setting(None, default_factory=dict)
 
     def __post_init__(self) -> None:
         check_types(self)
         if not 0 <= self.heldout_fraction < 1:
-            raise ValueError("heldout_fraction must be in [0, 1)")
+            raise ConfigError("heldout_fraction must be in [0, 1)")
         if self.mixed_steps > 20:
-            raise ValueError("mixed_steps must be <= 20 (the Linq recipe keeps the mixed phase short)")
+            raise ConfigError("mixed_steps must be <= 20 (the Linq recipe keeps the mixed phase short)")
         if self.mine_rank_start < 1 or self.mine_rank_end < self.mine_rank_start:
-            raise ValueError("mining window must satisfy 1 <= mine_rank_start <= mine_rank_end")
+            raise ConfigError("mining window must satisfy 1 <= mine_rank_start <= mine_rank_end")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be >= 2 (in-batch negatives)")
-        if self.generator not in ("local", "openai"):
-            raise ValueError("generator must be 'local' or 'openai'")
+            raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
+        if self.generator not in GENERATOR_KINDS:
+            raise ConfigError(f"generator must be {' or '.join(repr(k) for k in GENERATOR_KINDS)}")
         self.pair_sources = tuple(self.pair_sources)
         unknown = set(self.pair_sources) - set(PAIR_SOURCES)
         if unknown or not self.pair_sources:
-            raise ValueError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
+            raise ConfigError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
+        self._check_settings_used_elsewhere()
+
+    def _check_settings_used_elsewhere(self) -> None:
+        """Settings that the generator and the embedder loader check: refused here, as a bad setting,
+        not stages later as an error of the library that reads them."""
+        from linqrag.generation import GenerationConfig
+
+        try:
+            GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        if self.quantization != "auto":  # the loader (and torch) load only for a non-default choice
+            from embedder.loading import QUANTIZATION_CHOICES
+
+            if self.quantization not in QUANTIZATION_CHOICES:
+                raise ConfigError(f"quantization must be one of {QUANTIZATION_CHOICES}, got {self.quantization!r}")
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -129,7 +175,7 @@ class DomainConfig:
         """Settings from a ``.json`` or ``.toml`` file (a flat table of field names), validated."""
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist")
+            raise ConfigError(f"config file {path} does not exist")
         try:
             if path.suffix == ".toml":
                 import tomllib
@@ -138,12 +184,13 @@ class DomainConfig:
             else:
                 data = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as error:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-            raise ValueError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {error}") from error
+            kind = "TOML" if path.suffix == ".toml" else "JSON"
+            raise ConfigError(f"config file {path} is not valid {kind}: {error}") from error
         if not isinstance(data, dict):
-            raise ValueError(f"config file {path} must hold a table of settings, not {type(data).__name__}")  # noqa: TRY004 (a bad file, reported as the CLI reports every bad setting)
+            raise ConfigError(f"config file {path} must hold a table of settings, not {type(data).__name__}")
         unknown = set(data) - cls.field_names()
         if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
+            raise ConfigError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(cls.field_names())}")
         return data
 
     def to_json(self) -> dict:
@@ -157,8 +204,17 @@ class DomainConfig:
 
     def generation_fingerprint(self) -> dict:
         """Settings that change what the generator is asked (cached outputs stay valid otherwise)."""
-        keys = ("generator", "generator_model", "base_url", "passage_chars", "max_new_tokens", "temperature", "top_p")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in GENERATION_KEYS}
+
+
+#: The earliest stage each setting feeds: changing it on a finished run means redoing from there.
+FIELD_STAGE: dict[str, str] = {f.name: f.metadata["stage"] for f in fields(DomainConfig) if f.metadata["stage"]}
+#: Settings that change what the generator is asked, in field order.
+GENERATION_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DomainConfig) if f.metadata["asks_generator"])
+#: Settings of the training setup a resume must match, in their fingerprint order.
+TRAIN_FINGERPRINT_KEYS: tuple[str, ...] = tuple(
+    f.name for f in sorted((f for f in fields(DomainConfig) if f.metadata["train_fingerprint"] is not None),
+                           key=lambda f: f.metadata["train_fingerprint"]))
 
 
 def _fits(value, hint) -> bool:
@@ -176,7 +232,9 @@ def _fits(value, hint) -> bool:
     if hint is str:
         return isinstance(value, str)
     if origin in (tuple, list) or hint in (tuple, list):
-        return isinstance(value, (tuple, list)) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, (tuple, list))
+        if not isinstance(value, (tuple, list)):
+            return False
+        return all(_fits(v, args[0]) for v in value) if args else True
     if origin is dict or hint is dict:
         return isinstance(value, dict)
     return True  # a type this check does not know: leave it to the field's own validation
@@ -190,6 +248,6 @@ def check_types(config) -> None:
         value = getattr(config, f.name)
         if not _fits(value, hints[f.name]):
             want = getattr(hints[f.name], "__name__", str(hints[f.name]))
-            raise ValueError(f"setting {f.name} must be {want}, got {value!r}")
+            raise ConfigError(f"setting {f.name} must be {want}, got {value!r}")
         if hints[f.name] is float and isinstance(value, int):
             object.__setattr__(config, f.name, float(value))

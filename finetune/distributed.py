@@ -32,7 +32,8 @@ class Ranks:
         return self.rank == 0
 
     def share(self, n: int, rank: int | None = None) -> tuple[int, int]:
-        """``[lo, hi)`` of ``n`` rows that ``rank`` (default: this one) embeds: contiguous, sizes differing by at most 1."""
+        """``[lo, hi)`` of ``n`` rows that ``rank`` (default: this one) embeds: contiguous, sizes
+        differing by at most 1."""
         rank = self.rank if rank is None else rank
         base, extra = divmod(n, self.world)
         lo = rank * base + min(rank, extra)

@@ -1,44 +1,34 @@
-"""``python -m finetune.domain --corpus DIR``: adapt an embedder to your documents.
+"""``python -m finetune.domain --corpus DIR`` (or ``python -m finetune domain ...``): adapt an embedder
+to your documents.
 
 Chunk -> brainstorm tasks -> generate queries -> filter -> mine hard negatives -> LoRA training
 -> evaluate checkpoints -> report. Each stage writes into the run directory and is skipped when
 it has finished, so rerunning the same command resumes a killed run; ``--from-stage`` redoes a
-stage and everything after it. See ``--help`` and the README section "Domain adaptation".
+stage and everything after it. The flags are in :mod:`finetune.cli`; see ``--help`` and the README
+section "Domain adaptation".
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from finetune.config import DomainConfig
+from finetune.config import FIELD_STAGE, DomainConfig
 from finetune.rundir import STAGES, RunDir, RunDirError, read_json, write_json
 
+if TYPE_CHECKING:  # torch and the models load only when a run starts
+    from finetune.distributed import Ranks
+    from finetune.llm import CachedGenerator
+    from finetune.teacher import Teacher
+
 log = logging.getLogger("finetune")
-
-#: The earliest stage each setting feeds: changing it on a finished run means redoing from there.
-FIELD_STAGE: dict[str, str] = {
-    **dict.fromkeys(("corpus", "base", "max_chunks", "max_chunks_per_doc", "chunk_size", "heldout_fraction", "seed"),
-                    "chunk"),
-    **dict.fromkeys(("generator", "generator_model", "base_url", "brainstorm_calls", "brainstorm_passages",
-                     "max_tasks", "temperature", "top_p"), "brainstorm"),
-    **dict.fromkeys(("max_queries", "passage_chars", "max_new_tokens", "retries", "pair_sources", "cloze_per_chunk"),
-                    "generate"),
-    **dict.fromkeys(("teacher", "min_query_words", "max_query_words", "near_duplicate_jaccard", "copy_overlap",
-                     "teacher_top_k"), "filter"),
-    **dict.fromkeys(("negatives_per_query", "mine_rank_start", "mine_rank_end", "false_negative_margin"), "mine"),
-    **dict.fromkeys(("steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss",
-                     "lora_r", "lora_alpha", "lora_dropout", "mixed_steps", "checkpoint_every",
-                     "gradient_checkpointing", "quantization", "train_max_length", "distill_weight"), "train"),
-    **dict.fromkeys(("eval_k", "eval_suite", "bootstrap_resamples", "guard_pairs", "guard_max_drop"), "evaluate"),
-}
-
 
 @dataclass(frozen=True)
 class RunResult:
@@ -77,7 +67,8 @@ def resolve_config(overrides: dict, config_file: str | None = None, from_stage: 
     file_values = DomainConfig.from_file(config_file) if config_file else {}
     wanted = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     corpus = wanted.get("corpus", "")
-    run_dir = wanted.get("run_dir") or (str(default_run_dir(corpus, wanted.get("base", "minilm"))) if corpus else "")
+    base = wanted.get("base", DomainConfig.base)
+    run_dir = wanted.get("run_dir") or (str(default_run_dir(corpus, base)) if corpus else "")
     if not run_dir:
         raise RunDirError("give --corpus DIR (and optionally --run-dir), or --run-dir of an existing run")
     saved = read_json(Path(run_dir) / "config.json", {})
@@ -96,28 +87,119 @@ def resolve_config(overrides: dict, config_file: str | None = None, from_stage: 
     return merged
 
 
-def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, show_progress: bool = True) -> RunResult:
-    """Run every unfinished stage (or everything from ``from_stage``) and return the outcome."""
-    from linqrag.settings import apply_offline_env
+@dataclass
+class StageContext:
+    """What the stages of one run share: its settings, directory, generator and (lazily) teacher."""
 
-    apply_offline_env()
-    import torch
+    config: DomainConfig
+    run: RunDir
+    llm: CachedGenerator
+    where: Ranks
+    show_progress: bool = True
+    made_here: bool = False  #: the run directory did not exist before this run
+    fresh_training: bool = False  #: ``--from-stage`` at or before train: earlier checkpoints are moved aside
+    _teacher: Teacher | None = None
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    def teacher(self) -> Teacher:
+        """One teacher for the filter and mine stages, loaded on first use."""
+        if self._teacher is None:
+            from finetune.teacher import Teacher
+
+            self._teacher = Teacher(self.config.teacher)
+        return self._teacher
+
+    def drop_teacher(self) -> None:
+        self._teacher = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the pipeline: the stage's name (one of ``STAGES``), the function that runs it and
+    returns its summary, and the summary's tables (dicts) shown in its log line beside the scalars."""
+
+    name: str
+    run: Callable[[StageContext], dict]
+    reports: tuple[str, ...] = ()
+
+
+def _chunk(ctx: StageContext) -> dict:
     from corpora import CorpusError
-    from finetune.brainstorm import load_tasks, run_brainstorm_stage
     from finetune.chunk import run_chunk_stage
-    from finetune.distributed import barrier, ranks
-    from finetune.evaluate import run_evaluate_stage
-    from finetune.filters import run_filter_stage
+
+    try:
+        return run_chunk_stage(ctx.config, ctx.run, ctx.show_progress)
+    except CorpusError:
+        if ctx.made_here:  # a refused corpus leaves no half-made run directory behind
+            shutil.rmtree(ctx.run.root, ignore_errors=True)
+        raise
+
+
+def _brainstorm(ctx: StageContext) -> dict:
+    from finetune.brainstorm import run_brainstorm_stage
+
+    return run_brainstorm_stage(ctx.config, ctx.run, ctx.llm, ctx.show_progress)
+
+
+def _generate(ctx: StageContext) -> dict:
     from finetune.generate import run_generate_stage
-    from finetune.llm import open_generator
+
+    return run_generate_stage(ctx.config, ctx.run, ctx.run.tasks(), ctx.llm, ctx.show_progress)
+
+
+def _filter(ctx: StageContext) -> dict:
+    from finetune.filters import run_filter_stage
+
+    teacher = ctx.teacher() if ctx.config.teacher_top_k > 0 else None
+    return run_filter_stage(ctx.config, ctx.run, teacher, ctx.show_progress)
+
+
+def _mine(ctx: StageContext) -> dict:
     from finetune.mining import run_mine_stage
-    from finetune.report import run_report_stage
-    from finetune.teacher import Teacher
+
+    return run_mine_stage(ctx.config, ctx.run, ctx.teacher(), ctx.show_progress)
+
+
+def _train(ctx: StageContext) -> dict:
     from finetune.train import remove_partial_checkpoints, run_train_stage
-    from linqrag.generation import GenerationError, GeneratorUnavailable
+
+    ctx.drop_teacher()  # free the teacher's memory before loading the base for training
+    if ctx.where.main:
+        remove_partial_checkpoints(ctx.run)
+    order = [t.task_id for t in ctx.run.tasks()]
+    return run_train_stage(ctx.config, ctx.run, order, fresh=ctx.fresh_training, show_progress=ctx.show_progress)
+
+
+def _evaluate(ctx: StageContext) -> dict:
+    from finetune.evaluate import run_evaluate_stage
+
+    return run_evaluate_stage(ctx.config, ctx.run, ctx.show_progress)
+
+
+def _report(ctx: StageContext) -> dict:
+    from finetune.report import run_report_stage
+
+    return run_report_stage(ctx.config, ctx.run)
+
+
+#: The pipeline, in ``STAGES`` order: adding a stage is one row here and its name in ``STAGES``.
+STAGE_TABLE: dict[str, Stage] = {stage.name: stage for stage in (
+    Stage("chunk", _chunk),
+    Stage("brainstorm", _brainstorm),
+    Stage("generate", _generate, reports=("rejected_by_reason",)),
+    Stage("filter", _filter, reports=("removed_by_rule",)),
+    Stage("mine", _mine),
+    Stage("train", _train),
+    Stage("evaluate", _evaluate),
+    Stage("report", _report),
+)}
+if tuple(STAGE_TABLE) != STAGES:
+    raise RuntimeError(f"STAGE_TABLE {tuple(STAGE_TABLE)} does not match STAGES {STAGES}")
+
+
+def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool) -> StageContext:
+    """The run directory (reset from ``from_stage``, config saved) and the generator, on every rank."""
+    from finetune.distributed import barrier, ranks
+    from finetune.llm import open_generator
 
     where = ranks()  # torchrun: training on every rank, every other stage on rank 0 alone
     made_here = not Path(config.run_dir).exists()
@@ -132,65 +214,37 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
         write_json(run.path("config.json"), config.to_json())
     barrier(where)
     cache = Path(config.generation_cache) if config.generation_cache else run.generation_cache
-    llm = open_generator(config, cache)
-    teacher: list = []
-
-    def get_teacher() -> Teacher:
-        if not teacher:
-            teacher.append(Teacher(config.teacher))
-        return teacher[0]
-
     fresh_training = from_stage is not None and STAGES.index(from_stage) <= STAGES.index("train")
+    return StageContext(config, run, open_generator(config, cache), where, show_progress, made_here, fresh_training)
 
-    def run_stage(stage: str) -> dict:
-        """One stage's work; its summary for the log line."""
-        if stage == "chunk":
-            try:
-                return run_chunk_stage(config, run, show_progress)
-            except CorpusError:
-                if made_here:  # a refused corpus leaves no half-made run directory behind
-                    shutil.rmtree(run.root, ignore_errors=True)
-                raise
-        elif stage == "brainstorm":
-            return run_brainstorm_stage(config, run, llm, show_progress)
-        elif stage == "generate":
-            return run_generate_stage(config, run, load_tasks(run), llm, show_progress)
-        elif stage == "filter":
-            return run_filter_stage(config, run, get_teacher() if config.teacher_top_k > 0 else None, show_progress)
-        elif stage == "mine":
-            return run_mine_stage(config, run, get_teacher(), show_progress)
-        elif stage == "train":
-            teacher.clear()  # free the teacher's memory before loading the base for training
-            if where.main:
-                remove_partial_checkpoints(run)
-            order = [t.task_id for t in load_tasks(run)]
-            return run_train_stage(config, run, order, fresh=fresh_training, show_progress=show_progress)
-        elif stage == "evaluate":
-            return run_evaluate_stage(config, run, show_progress)
-        else:
-            return run_report_stage(config, run)
 
-    for stage in STAGES:
-        if run.is_done(stage):
-            log.info("stage %s: done earlier, skipped", stage)
+def _run_stages(ctx: StageContext) -> None:
+    """Every stage not in the ledger yet, in order; rank 0 alone except for training."""
+    from finetune.distributed import barrier
+    from linqrag.generation import GenerationError, GeneratorUnavailable
+
+    run, where = ctx.run, ctx.where
+    for stage in STAGE_TABLE.values():
+        if run.is_done(stage.name):
+            log.info("stage %s: done earlier, skipped", stage.name)
             continue
-        if not where.main and stage != "train":
+        if not where.main and stage.name != "train":
             barrier(where)  # rank 0 runs it; this rank waits, then reads its files
             continue
         t0 = time.perf_counter()
-        log.warning("stage %s ...", stage)
+        log.warning("stage %s ...", stage.name)
         try:
-            out = run_stage(stage)
+            out = stage.run(ctx)
         except (GeneratorUnavailable, GenerationError) as error:  # the run dir is kept; a rerun resumes here
-            raise type(error)(f"stage {stage}: {error}") from error
+            raise type(error)(f"stage {stage.name}: {error}") from error
         seconds = time.perf_counter() - t0
         barrier(where)
         if where.main:
-            run.record_seconds(stage, seconds)
-            log.warning("stage %s finished in %.0f s: %s", stage, seconds, _short(out))
-    minutes = run.stage_minutes()
-    log.warning("cost (minutes per stage on this machine): %s; total %.1f",
-                ", ".join(f"{k} {v}" for k, v in minutes.items()), sum(minutes.values()))
+            run.record_seconds(stage.name, seconds)
+            log.warning("stage %s finished in %.0f s: %s", stage.name, seconds, _short(out, stage.reports))
+
+
+def _result(config: DomainConfig, run: RunDir) -> RunResult:
     evaluation = read_json(run.path("evaluation.json"), {})
     rows, best = evaluation.get("rows", []), evaluation.get("best")
     metric = evaluation.get("metric", f"ndcg@{config.eval_k}")
@@ -202,74 +256,38 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
     )
 
 
-def _short(summary: dict) -> str:
-    keep = {k: v for k, v in summary.items() if not isinstance(v, (list, dict)) or k in ("removed_by_rule", "rejected_by_reason")}
+def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, show_progress: bool = True) -> RunResult:
+    """Run every unfinished stage (or everything from ``from_stage``) and return the outcome."""
+    from linqrag.settings import apply_offline_env
+
+    apply_offline_env()
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ctx = _open_run(config, from_stage, show_progress)
+    _run_stages(ctx)
+    minutes = ctx.run.stage_minutes()
+    log.warning("cost (minutes per stage on this machine): %s; total %.1f",
+                ", ".join(f"{k} {v}" for k, v in minutes.items()), sum(minutes.values()))
+    return _result(config, ctx.run)
+
+
+def _short(summary: dict, tables: tuple[str, ...] = ()) -> str:
+    """A summary's scalars and its ``tables`` (see :class:`Stage`), cut to 400 characters."""
+    keep = {k: v for k, v in summary.items() if not isinstance(v, (list, dict)) or k in tables}
     text = ", ".join(f"{k}={v}" for k, v in keep.items())
     return text[:400]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m finetune.domain",
-        description="Adapt an embedder to a document collection: synthetic queries from a generator LLM, "
-                    "teacher filtering and hard-negative mining, LoRA contrastive training, evaluation on "
-                    "held-out synthetic queries. Rerun the same command to resume a stopped run.",
-        epilog="Every DomainConfig field can be set in a JSON or TOML file (--config); flags win over the file. "
-               f"Stages: {', '.join(STAGES)}.",
-    )
-    p.add_argument("--corpus", help="directory of documents (txt, md, html, pdf, jsonl) or a BEIR folder "
-                   "(only its corpus is read)")
-    p.add_argument("--base", help="embedder to adapt: minilm (default), smollm2, linq, a hub id or a path")
-    p.add_argument("--generator", choices=("local", "openai"), help="local HF model (default) or an OpenAI-compatible endpoint")
-    p.add_argument("--generator-model", dest="generator_model",
-                   help="local: smollm2 (default), a hub id or a path; openai: the model name")
-    p.add_argument("--base-url", dest="base_url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
-    p.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the endpoint's key "
-                   "(default OPENAI_API_KEY; '' for none)")
-    p.add_argument("--teacher", help="filters pairs, mines negatives, gives soft labels: bm25+minilm (default: "
-                   "BM25 fused with MiniLM), an embedder name alone, or bm25")
-    p.add_argument("--sources", dest="pair_sources", type=lambda text: tuple(s.strip() for s in text.split(",") if s.strip()),
-                   help="comma-separated pair sources: llm (generated queries), title (title -> body), "
-                   "cloze (sentence -> rest of its chunk); default all three")
-    p.add_argument("--max-queries", dest="max_queries", type=int,
-                   help="pool chunks that get an LLM query (default 240: the generator is the cost)")
-    p.add_argument("--run-dir", dest="run_dir", help="where the run lives (default runs/<corpus>-<base>)")
-    p.add_argument("--max-chunks", dest="max_chunks", type=int, help="size of the chunk pool (default 1200)")
-    p.add_argument("--steps", type=int, help="training steps (default 60)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, help="training batch size (default 16)")
-    p.add_argument("--from-stage", dest="from_stage", choices=STAGES, help="redo this stage and all later ones")
-    p.add_argument("--config", help="JSON or TOML file with any DomainConfig settings")
-    p.add_argument("--generation-cache", dest="generation_cache",
-                   help="JSON-lines file of LLM answers shared between runs (default: inside the run dir)")
-    p.add_argument("--eval-suite", dest="eval_suite",
-                   help="also score the base and the best checkpoint on an eval/ suite, e.g. streamlined (slow)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from corpora import CorpusError
-    from embedder.sources import ModelNotFoundError
-    from linqrag.generation import GenerationError, GeneratorUnavailable
+    """``python -m finetune.domain ...``: :func:`finetune.cli.domain_main` (the flags live there)."""
+    from finetune.cli import domain_main
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("from_stage", "config", "quiet")}
-    try:
-        config = resolve_config(overrides, args.config, args.from_stage)
-        result = run_domain_adaptation(config, args.from_stage, show_progress=not args.quiet)
-    except (CorpusError, GeneratorUnavailable, GenerationError, ModelNotFoundError, RunDirError, FileNotFoundError,
-            ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    from finetune.distributed import ranks
-
-    if ranks().main:  # under torchrun, one summary
-        print(result.summary_line())
-    return 0
+    return domain_main(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finetune.cli import domain_main
+
+    sys.exit(domain_main())

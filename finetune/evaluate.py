@@ -3,7 +3,8 @@
 Held-out queries come from chunks no training example saw (whole held-out documents), from each
 pair source (generated, title, cloze); each is searched over the entire pool, its positive seen
 as it trained (a title pair's body, a cloze pair's chunk minus its sentence), and scored by
-nDCG@10 and recall@10 (one relevant chunk). ``finetune.selection`` picks the best checkpoint on
+nDCG@k and recall@k at the configured cutoff (``eval_k``; one relevant
+chunk). ``finetune.selection`` picks the best checkpoint on
 one half of the queries and tests it on the other (paired bootstrap), and the out-of-domain
 guard (STS-B sentence pairs from the data folder, dev split) checks it did not unlearn general
 similarity; the run recommends the base when either fails. Checkpoints are loaded through
@@ -21,14 +22,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from eval.metrics import mean_metric
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json
 from finetune.selection import decide, half_of, macro_mean
 from finetune.teacher import encode_by_instruction
-from finetune.train import checkpoint_dirs
 from indexing.records import Chunk
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ def score_embedder(embedder, pairs: Sequence[SyntheticPair], chunks: Sequence[Ch
         scores[views, [column[pairs[i].chunk_id] for i in views]] = (queries[views] * view_vectors).sum(axis=1)
     ids = [c.chunk_id for c in chunks]
     run = {p.pair_id: {ids[j]: float(row[j]) for j in np.argsort(-row, kind="stable")[:DEPTH]}
-           for p, row in zip(pairs, scores)}
+           for p, row in zip(pairs, scores, strict=True)}
     qrels = {p.pair_id: {p.chunk_id: 1} for p in pairs}
     return {name: np.array([per_query[p.pair_id] for p in pairs])
             for name, per_query in (("ndcg", mean_metric(run, qrels, "ndcg", k)[1]),
@@ -98,8 +96,8 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     from embedder import load_embedder
 
     run.require("filter", "train")
-    pool = load_pool(run)
-    pairs = [p for p in load_pairs(run, run.filtered) if p.split == "heldout"]
+    pool = run.pool()
+    pairs = [p for p in run.pairs(run.filtered) if p.split == "heldout"]
     k = config.eval_k
     metric = f"ndcg@{k}"
     if not pairs:
@@ -113,7 +111,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     select, confirm = halves == "select", halves == "confirm"
     sts, guard_note = guard_pairs(config.guard_pairs, config.seed)
     targets: list[tuple[str, int, Path | None]] = [("base", 0, None)]
-    targets += [(p.name, int(p.name.split("-")[1]), p) for p in checkpoint_dirs(run)]
+    targets += [(p.name, int(p.name.split("-")[1]), p) for p in run.checkpoint_dirs()]
     rows, per_query, guard = [], {}, {}
     for name, step, path in tqdm(targets, desc="evaluate", unit="model", disable=not show_progress):
         embedder = load_embedder(config.base, adapter=path, quantization=config.quantization)

@@ -11,7 +11,6 @@ in ``config.json`` and ``linqrag_export.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -68,7 +67,8 @@ def write_sentence_transformers_files(out: Path, dim: int, pooling: str, max_len
         {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=1))
 
 
-def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None, overwrite: bool = False) -> ExportReport:
+def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None,
+                   overwrite: bool = False) -> ExportReport:
     """Merge ``adapter`` into its base (``base``, default the adapter's own record) and save to ``out``."""
     from embedder import adapter_base, load_embedder
     from embedder.sources import ModelNotFoundError
@@ -122,31 +122,13 @@ def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from linqrag.settings import apply_offline_env
+    """``python -m finetune.export ...``: :func:`finetune.cli.export_main` (the flags live there)."""
+    from finetune.cli import export_main
 
-    apply_offline_env()
-    parser = argparse.ArgumentParser(
-        prog="python -m finetune.export",
-        description="Merge a LoRA adapter into its base and save a plain transformers / sentence-transformers "
-                    "model that vLLM, TEI or SentenceTransformer(DIR) can serve.")
-    parser.add_argument("--adapter", required=True, type=Path, help="a checkpoint directory of a finetune run")
-    parser.add_argument("--out", required=True, type=Path, help="directory for the merged model")
-    parser.add_argument("--base", help="base preset, hub id or path (default: the one the adapter records)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    args = parser.parse_args(argv)
-    from embedder.sources import ModelNotFoundError
-
-    try:
-        report = export_adapter(args.adapter, args.out, args.base, args.overwrite)
-    except ModelNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"exported {args.adapter} merged into {report.base_model} ({report.pooling} pooling, window "
-          f"{report.max_length}) -> {report.out}")
-    for note in report.notes:
-        print(f"note: {note}")
-    return 0
+    return export_main(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from finetune.cli import export_main
+
+    sys.exit(export_main())

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json, write_jsonl
 from finetune.teacher import Teacher, positive_ranks
@@ -90,23 +88,24 @@ def rule_teacher(pairs: Sequence[SyntheticPair], ranks: dict[str, int], top_k: i
     return partition(pairs, lambda p: ranks.get(p.pair_id, 1) <= top_k)
 
 
-def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair], show_progress: bool = True) -> dict[str, int]:
+def teacher_ranks(teacher: Teacher, run: RunDir, pairs: Sequence[SyntheticPair],
+                  show_progress: bool = True) -> dict[str, int]:
     """Rank of each pair's positive (its ``positive_text`` view where it has one) in the teacher's
     ranking of the whole pool."""
     if not pairs:
         return {}
-    pool = load_pool(run)
+    pool = run.pool()
     column = {c.chunk_id: i for i, c in enumerate(pool.chunks)}
     scores, _ = teacher.pool_scores(run, pool.chunks, pairs, show_progress)
     ranks = positive_ranks(scores.fused, [column[p.chunk_id] for p in pairs])
-    return {p.pair_id: int(r) for p, r in zip(pairs, ranks)}
+    return {p.pair_id: int(r) for p, r in zip(pairs, ranks, strict=True)}
 
 
 def run_filter_stage(config: DomainConfig, run: RunDir, teacher: Teacher | None, show_progress: bool = True) -> dict:
     run.require("generate")
-    pool = load_pool(run)
+    pool = run.pool()
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
-    pairs = load_pairs(run)
+    pairs = run.pairs()
     counts: dict[str, int] = {"input": len(pairs)}
     removed_log: list[dict] = []
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
 from finetune.jsonrepair import OutputRejected, parse_json_object
 from finetune.llm import CachedGenerator
 from finetune.prompts import EXAMPLE_NEGATIVES, EXAMPLE_QUERIES, TEMPLATES, generation_messages, stable_pick
 from finetune.records import Rejection, SyntheticPair, Task
-from finetune.rundir import RunDir, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, write_jsonl
 from finetune.sources import cloze_pairs, title_pairs
 from indexing.records import Chunk
 from linqrag.generation import GenerationConfig
@@ -67,7 +66,7 @@ def attempt_config(config: DomainConfig, attempt: int) -> GenerationConfig:
 def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm: CachedGenerator,
                        show_progress: bool = True) -> dict:
     """LLM queries for the first ``max_queries`` pool chunks, then the free sources for every chunk."""
-    pool = load_pool(run)
+    pool = run.pool()
     if "llm" in config.pair_sources:
         chunks = pool.chunks[: config.max_queries] if config.max_queries else pool.chunks
     else:
@@ -88,7 +87,7 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
         answers = llm.complete(prompts, attempt_config(config, attempt),
                                desc=f"generate (attempt {attempt + 1})", show_progress=show_progress)
         retry = []
-        for chunk, raw in zip(pending, answers):
+        for chunk, raw in zip(pending, answers, strict=True):
             try:
                 query, negative, was_repaired, answer_notes = check_answer(raw)
             except OutputRejected as error:
@@ -110,7 +109,7 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
         ordered += title_pairs(pool.chunks, pool.split)
     if "cloze" in config.pair_sources:
         ordered += cloze_pairs(pool.chunks, pool.split, config.cloze_per_chunk, config.seed + 11)
-    write_jsonl(run.pairs, ordered)
+    write_jsonl(run.pairs_file, ordered)
     write_jsonl(run.rejections, rejections)
     reasons = Counter(r.reason for r in rejections)
     summary = {
@@ -134,7 +133,3 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
     }
     run.mark_done("generate", summary)
     return summary
-
-
-def load_pairs(run: RunDir, path=None) -> list[SyntheticPair]:
-    return [SyntheticPair.from_json(row) for row in iter_jsonl(path or run.pairs)]

@@ -61,8 +61,8 @@ class CachedGenerator:
                 answers = self.generator.generate_batch([prompts[first[k]] for k in part], config)
                 self.seconds += time.perf_counter() - t0
                 self.generated += len(part)
-                append_jsonl(self.cache_path, ({"key": k, "text": a} for k, a in zip(part, answers)))
-                self.cache.update(zip(part, answers))
+                append_jsonl(self.cache_path, ({"key": k, "text": a} for k, a in zip(part, answers, strict=True)))
+                self.cache.update(zip(part, answers, strict=True))
                 bar.update(len(part))
         return [self.cache[k] for k in keys]
 

@@ -18,7 +18,8 @@ import torch
 #: Projection names per family: attention (q, k, v, o) and MLP (gate, up, down / intermediate, output).
 DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: BERT-style encoders (MiniLM): attention self q/k/v, its output, the MLP in and out; not the pooler.
-ENCODER_TARGET_REGEX = r".*layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+ENCODER_TARGET_REGEX = (r".*layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+                        r"|intermediate\.dense|output\.dense)")
 
 
 def lora_targets(model: torch.nn.Module) -> list[str] | str:

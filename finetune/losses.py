@@ -5,8 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from finetune.config import DECODER_TEMPERATURE
 
-def info_nce(queries: torch.Tensor, documents: torch.Tensor, targets: torch.Tensor, temperature: float = 0.02,
+
+def info_nce(queries: torch.Tensor, documents: torch.Tensor, targets: torch.Tensor,
+             temperature: float = DECODER_TEMPERATURE,
              exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of each query over every document in the batch.
 
@@ -24,7 +27,8 @@ def info_nce(queries: torch.Tensor, documents: torch.Tensor, targets: torch.Tens
 
 
 def margin_mse(queries: torch.Tensor, documents: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor,
-               columns: torch.Tensor, margins: torch.Tensor, temperature: float = 0.02) -> torch.Tensor:
+               columns: torch.Tensor, margins: torch.Tensor,
+               temperature: float = DECODER_TEMPERATURE) -> torch.Tensor:
     """MarginMSE (Hofstaetter et al.; GPL's loss): the student's margin between a query's positive
     and one of its negatives should equal the teacher's.
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetune.chunk import load_pool
 from finetune.config import DomainConfig
-from finetune.generate import load_pairs
 from finetune.records import SyntheticPair, TrainingExample
-from finetune.rundir import RunDir, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, write_jsonl
 from finetune.teacher import Teacher
+
+#: Cosine units per fused z-unit when the teacher has no dense part to calibrate against.
+FALLBACK_MARGIN_FACTOR = 0.05
 
 
 def false_negative_threshold(positive_score: float, margin: float) -> float:
@@ -73,20 +74,20 @@ def calibrate_margins(fused_margins: np.ndarray, dense_margins: np.ndarray | Non
     The student scores by cosine, the fused teacher by z-scores; the factor is the ratio of the
     median margins of the teacher's own dense part on the same (query, positive, negative)
     triples, so a typical soft label asks for the margin a real embedder draws. Without a dense
-    part (a BM25-only teacher) a z-unit counts as 0.05 of cosine.
+    part (a BM25-only teacher) a z-unit counts as ``FALLBACK_MARGIN_FACTOR`` of cosine.
     """
     fused = fused_margins[np.isfinite(fused_margins) & (fused_margins > 0)]
     if dense_margins is None or not len(fused):
-        return 0.05
+        return FALLBACK_MARGIN_FACTOR
     dense = dense_margins[np.isfinite(dense_margins)]
-    ratio = float(np.median(dense)) / float(np.median(fused)) if len(dense) else 0.05
-    return ratio if ratio > 0 else 0.05
+    ratio = float(np.median(dense)) / float(np.median(fused)) if len(dense) else FALLBACK_MARGIN_FACTOR
+    return ratio if ratio > 0 else FALLBACK_MARGIN_FACTOR
 
 
 def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_progress: bool = True) -> dict:
     run.require("filter")
-    pool = load_pool(run)
-    pairs = [p for p in load_pairs(run, run.filtered) if p.split == "train"]
+    pool = run.pool()
+    pairs = [p for p in run.pairs(run.filtered) if p.split == "train"]
     train_chunks = pool.of_split("train")
     ids = [c.chunk_id for c in train_chunks]
     rng = random.Random(config.seed + 5)
@@ -120,7 +121,7 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
         teacher_positive_score=round(positive_score, 4), source=p.source, positive_text=p.positive_text,
         teacher_margins=tuple(round(float(m) * factor, 5) for m in fused_margins),
     ) for p, negative_ids, llm_negative, positive_score, fused_margins in mined]
-    write_jsonl(run.examples, examples)
+    write_jsonl(run.examples_file, examples)
     summary = {
         "examples": len(examples),
         "by_source": dict(Counter(e.source for e in examples)),
@@ -135,8 +136,3 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
     }
     run.mark_done("mine", summary)
     return summary
-
-
-def load_examples(run: RunDir) -> list[TrainingExample]:
-    run.require("mine")
-    return [TrainingExample.from_json(row) for row in iter_jsonl(run.examples)]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # indexing loads slowly; the pool's chunks are made where they are read
+    from indexing.records import Chunk
 
 
 class Record:
@@ -16,6 +20,21 @@ class Record:
         names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
         kept = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
         return cls(**kept)
+
+
+@dataclass(frozen=True)
+class ChunkPool:
+    """The chunk stage's pool and its split by document (``chunks.jsonl`` and ``split.json``)."""
+
+    chunks: list[Chunk]
+    split: dict[str, str]  # chunk_id -> "train" | "heldout"
+
+    def of_split(self, name: str) -> list[Chunk]:
+        return [c for c in self.chunks if self.split[c.chunk_id] == name]
+
+    @property
+    def by_id(self) -> dict[str, Chunk]:
+        return {c.chunk_id: c for c in self.chunks}
 
 
 @dataclass(frozen=True)

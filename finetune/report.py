@@ -105,8 +105,9 @@ def markdown(report: dict) -> str:
     gen = stages.get("generate", {})
     if gen:
         lines += ["## Generation", "",
-                  (f"{gen.get('pairs')} pairs from {gen.get('chunks')} chunks ({gen.get('with_hard_negative')} with an "
-                  f"LLM hard negative); {gen.get('repaired')} answers repaired, {gen.get('rejected_outputs')} rejected, "
+                  (f"{gen.get('pairs')} pairs from {gen.get('chunks')} chunks "
+                  f"({gen.get('with_hard_negative')} with an LLM hard negative); {gen.get('repaired')} answers "
+                  f"repaired, {gen.get('rejected_outputs')} rejected, "
                   f"{gen.get('gave_up_chunks')} chunks given up after retries. "
                   f"Generator speed: {gen.get('queries_per_minute')} answers/min (uncached only)."), ""]
         if gen.get("rejected_by_reason"):
@@ -120,10 +121,12 @@ def markdown(report: dict) -> str:
                         ["rule", "removed"]) + [""]
     mine = stages.get("mine", {})
     if mine:
-        lines += ["## Hard negatives", "", (f"{mine.get('examples')} training examples, {mine.get('mined_negatives')} mined "
+        lines += ["## Hard negatives", "", (f"{mine.get('examples')} training examples, "
+                  f"{mine.get('mined_negatives')} mined "
                   f"negatives from ranks {mine.get('window')}, {mine.get('false_negatives_skipped')} likely false "
                   f"negatives skipped (score > {mine.get('margin')} x positive), {mine.get('with_llm_negative')} LLM "
-                  f"negatives kept ({mine.get('llm_negatives_dropped_as_false_negatives')} dropped by the same margin).")] + [""]
+                  f"negatives kept ({mine.get('llm_negatives_dropped_as_false_negatives')} dropped by the same "
+                  "margin).")] + [""]
     train = stages.get("train", {})
     if train:
         lines += ["## Training", "", f"{train.get('steps')} steps, {train.get('seconds_per_step')} s/step, loss "

@@ -12,8 +12,12 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from linqrag.errors import LinqragError
+
+if TYPE_CHECKING:
+    from finetune.records import ChunkPool, SyntheticPair, Task, TrainingExample
 
 STAGES = ("chunk", "brainstorm", "generate", "filter", "mine", "train", "evaluate", "report")
 
@@ -79,7 +83,8 @@ def _member(relative: str) -> property:
 
 
 class RunDir:
-    """Paths of a run and the ledger of finished stages."""
+    """Paths of a run, the ledger of finished stages, and the readers of what each stage wrote:
+    a stage reads its inputs here, never through the module that wrote them."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -90,14 +95,54 @@ class RunDir:
 
     # stage outputs
     chunks = _member("chunks.jsonl")
-    tasks = _member("tasks.json")
-    pairs = _member("pairs.jsonl")
+    split_file = _member("split.json")
+    tasks_file = _member("tasks.json")
+    pairs_file = _member("pairs.jsonl")
     rejections = _member("rejections.jsonl")
     filtered = _member("filtered.jsonl")
-    examples = _member("train_examples.jsonl")
+    examples_file = _member("train_examples.jsonl")
     checkpoints = _member("checkpoints")
     losses = _member("losses.jsonl")
     generation_cache = _member("cache/generations.jsonl")
+
+    # stage outputs, read back
+    def pool(self) -> ChunkPool:
+        """The chunk stage's pool and split."""
+        from finetune.records import ChunkPool
+        from indexing.records import Chunk
+
+        self.require("chunk")
+        chunks = [Chunk(**row) for row in iter_jsonl(self.chunks)]
+        return ChunkPool(chunks, read_json(self.split_file, {}))
+
+    def tasks(self) -> list[Task]:
+        """The brainstorm stage's retrieval tasks."""
+        from finetune.records import Task
+
+        self.require("brainstorm")
+        return [Task.from_json(t) for t in read_json(self.tasks_file, [])]
+
+    def pairs(self, path: Path | None = None) -> list[SyntheticPair]:
+        """The generate stage's pairs, or those of another pairs file (``filtered``: the filter stage's)."""
+        from finetune.records import SyntheticPair
+
+        return [SyntheticPair.from_json(row) for row in iter_jsonl(path or self.pairs_file)]
+
+    def examples(self) -> list[TrainingExample]:
+        """The mine stage's training examples."""
+        from finetune.records import TrainingExample
+
+        self.require("mine")
+        return [TrainingExample.from_json(row) for row in iter_jsonl(self.examples_file)]
+
+    def checkpoint_dirs(self) -> list[Path]:
+        """The train stage's complete checkpoints, oldest first (a ``.partial`` directory is an
+        interrupted save)."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.glob("step-*") if p.is_dir() and not p.name.endswith(".partial")
+                 and (p / "adapter_config.json").exists()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
     # ledger
     ledger_path = _member("stages.json")

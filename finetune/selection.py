@@ -30,7 +30,8 @@ def macro_mean(values: np.ndarray, sources: Sequence[str]) -> float:
     return float(np.mean(means)) if means else 0.0
 
 
-def stratified_bootstrap(diff: np.ndarray, sources: Sequence[str], resamples: int, seed: int = 0) -> tuple[float, float]:
+def stratified_bootstrap(diff: np.ndarray, sources: Sequence[str], resamples: int,
+                         seed: int = 0) -> tuple[float, float]:
     """95 % interval of the macro-mean difference, resampling queries within each source."""
     sources = np.asarray(sources)
     rng = np.random.default_rng(seed)

@@ -23,6 +23,7 @@ import numpy as np
 
 from finetune.rundir import RunDir
 from indexing.records import Chunk
+from linqrag.errors import ConfigError
 
 LEXICAL = "bm25"
 
@@ -31,11 +32,11 @@ def parse_teacher(name: str) -> tuple[bool, str | None]:
     """``(uses BM25, dense embedder name or None)`` of a teacher name."""
     parts = [p.strip() for p in name.split("+") if p.strip()]
     if not parts:
-        raise ValueError("teacher name is empty; use e.g. 'bm25+minilm', 'minilm' or 'bm25'")
+        raise ConfigError("teacher name is empty; use e.g. 'bm25+minilm', 'minilm' or 'bm25'")
     lexical = LEXICAL in parts
     dense = [p for p in parts if p != LEXICAL]
     if len(dense) > 1:
-        raise ValueError(f"teacher {name!r}: at most one dense embedder may be fused with bm25")
+        raise ConfigError(f"teacher {name!r}: at most one dense embedder may be fused with bm25")
     return lexical, (dense[0] if dense else None)
 
 
@@ -102,18 +103,18 @@ class Teacher:
 
     def query_vectors(self, queries: Sequence[str], instructions: Sequence[str]) -> np.ndarray:
         """Queries encoded with their own task instruction, remembered across stages."""
-        keys = list(zip(instructions, queries))
+        keys = list(zip(instructions, queries, strict=True))
         todo = list(dict.fromkeys(k for k in keys if k not in self._queries))
         if todo:
             fresh = encode_by_instruction(self.embedder, [q for _, q in todo], [i for i, _ in todo])
-            self._queries.update(zip(todo, fresh))
+            self._queries.update(zip(todo, fresh, strict=True))
         return np.stack([self._queries[k] for k in keys]) if keys else np.zeros((0, self.embedder.dim), np.float32)
 
     def document_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Texts that are not pool rows (positive views, LLM negatives), remembered across stages."""
         todo = list(dict.fromkeys(t for t in texts if t not in self._documents))
         if todo:
-            self._documents.update(zip(todo, self.embedder.encode_documents(todo)))
+            self._documents.update(zip(todo, self.embedder.encode_documents(todo), strict=True))
         return np.stack([self._documents[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
 
     # --- the lexical part

@@ -17,21 +17,20 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from finetune.batching import plan_batches
-from finetune.chunk import load_pool
-from finetune.config import DomainConfig
+from finetune.config import TRAIN_FINGERPRINT_KEYS, DomainConfig
 from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks, sum_gradients
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
-from finetune.mining import load_examples
 from finetune.records import TrainingExample
-from finetune.rundir import RunDir, append_jsonl, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, RunDirError, append_jsonl, iter_jsonl, write_jsonl
+from linqrag.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -124,19 +123,8 @@ def batch_loss(embedder, batch: Batch, temperature: float, distill_weight: float
     return loss
 
 
-def checkpoint_dirs(run: RunDir) -> list[Path]:
-    """Complete checkpoints, oldest first (a ``.partial`` directory is an interrupted save)."""
-    if not run.checkpoints.is_dir():
-        return []
-    found = [p for p in run.checkpoints.glob("step-*") if p.is_dir() and not p.name.endswith(".partial")
-             and (p / "adapter_config.json").exists()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
 def plan_fingerprint(config: DomainConfig, plan: list[list[int]], examples: Sequence[TrainingExample]) -> str:
-    keys = ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay", "temperature_loss", "lora_r",
-            "lora_alpha", "lora_dropout", "train_max_length", "seed", "distill_weight")
-    payload = json.dumps([{k: getattr(config, k) for k in keys}, plan, [e.pair_id for e in examples]])
+    payload = json.dumps([{k: getattr(config, k) for k in TRAIN_FINGERPRINT_KEYS}, plan, [e.pair_id for e in examples]])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -162,17 +150,48 @@ def archive_checkpoints(run: RunDir) -> Path | None:
     return target
 
 
-def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (), fresh: bool = False,
-                    show_progress: bool = True) -> dict:
-    from embedder import load_embedder
+@dataclass
+class TrainingSetup:
+    """Everything the loop needs, made by :func:`setup_training`: the data and its batch plan, the
+    LoRA model with its optimizer and schedule, and the step to resume after (0: a new training)."""
 
-    pool = load_pool(run)
-    examples = load_examples(run)
+    examples: list[TrainingExample]
+    texts: dict[str, str]  # chunk_id -> the text a positive or mined negative is embedded as
+    plan: list[list[int]]
+    fingerprint: str
+    embedder: object
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    temperature: float
+    quantized: bool
+    checkpointing: bool
+    where: Ranks
+    start: int = 0
+    probe_batch: Batch | None = None
+    meta: dict = field(default_factory=dict)  #: what every checkpoint records about the run
+
+    def probe_loss(self) -> float | None:
+        """The loss of the fixed probe batch, without dropout or gradients."""
+        if self.probe_batch is None:
+            return None
+        eval_mode(self.model)
+        with torch.no_grad():
+            value = batch_loss(self.embedder, self.probe_batch, self.temperature).item()
+        self.model.train()
+        return value
+
+
+def _training_data(config: DomainConfig, run: RunDir, tasks_order: Sequence[str], fresh: bool, where: Ranks):
+    """The examples, the chunk texts, the batch plan (saved) and its fingerprint; with ``fresh``,
+    earlier checkpoints are moved aside first."""
+    pool = run.pool()
+    examples = run.examples()
     if len(examples) < 2:
-        raise ValueError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
+        raise ConfigError(f"{len(examples)} training example(s) survived filtering; at least 2 are needed "
                          "(more chunks, a better generator or looser filters)")
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
-    where = ranks()
     plan = plan_batches(examples, config.batch_size, config.steps, config.mixed_steps, config.seed, tasks_order)
     if where.main:
         write_jsonl(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
@@ -182,7 +201,37 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
         if moved:
             log.warning("earlier checkpoints moved to %s", moved)
     barrier(where)  # every rank sees the same checkpoints before looking for one to resume
+    return examples, texts, plan, fingerprint
 
+
+def _resume(setup: TrainingSetup, run: RunDir) -> None:
+    """Continue from the last checkpoint with a trainer state (refused if it was another setup), and
+    cut the loss log back to it."""
+    previous = [p for p in run.checkpoint_dirs() if (p / STATE_FILE).exists()]
+    if previous:
+        state = torch.load(previous[-1] / STATE_FILE, weights_only=False)
+        if state.get("fingerprint") != setup.fingerprint:
+            raise RunDirError(
+                f"{run.checkpoints} holds checkpoints of a different training setup; rerun with --from-stage train "
+                "to train anew (old checkpoints are moved aside, not deleted)")
+        load_adapter_weights(setup.model, previous[-1])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        setup.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        setup.start = int(state["step"])
+        log.warning("resuming training from %s (step %d)", previous[-1].name, setup.start)
+    kept = [row for row in iter_jsonl(run.losses) if row.get("step", 0) <= setup.start]
+    if setup.where.main:
+        write_jsonl(run.losses, kept)
+
+
+def setup_training(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (),
+                   fresh: bool = False) -> TrainingSetup:
+    """Data, model (the base with LoRA), optimizer and schedule, resumed from the last checkpoint."""
+    from embedder import load_embedder
+
+    where = ranks()
+    examples, texts, plan, fingerprint = _training_data(config, run, tasks_order, fresh, where)
     torch.manual_seed(config.seed)
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
     quantized = embedder.loaded_from.quantization == "nf4"
@@ -192,104 +241,101 @@ def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str
     model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
                      checkpointing)
     embedder.model = model
-    temperature = config.resolved_temperature(embedder.spec.pooling)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.warmup_steps, config.steps))
-
-    start = 0
-    previous = [p for p in checkpoint_dirs(run) if (p / STATE_FILE).exists()]
-    if previous:
-        state = torch.load(previous[-1] / STATE_FILE, weights_only=False)
-        if state.get("fingerprint") != fingerprint:
-            raise RuntimeError(
-                f"{run.checkpoints} holds checkpoints of a different training setup; rerun with --from-stage train "
-                "to train anew (old checkpoints are moved aside, not deleted)")
-        load_adapter_weights(model, previous[-1])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        start = int(state["step"])
-        log.warning("resuming training from %s (step %d)", previous[-1].name, start)
-    kept = [row for row in iter_jsonl(run.losses) if row.get("step", 0) <= start]
-    if where.main:
-        write_jsonl(run.losses, kept)
-
+    setup = TrainingSetup(examples, texts, plan, fingerprint, embedder, model, params, optimizer, scheduler,
+                          config.resolved_temperature(embedder.spec.pooling), quantized, checkpointing, where)
+    _resume(setup, run)
     probe = [examples[i] for i in sorted(random.Random(config.seed + 7).sample(range(len(examples)),
                                                                                 min(PROBE_SIZE, len(examples))))]
-    probe_batch = build_batch(embedder, probe, texts) if len(probe) >= 2 else None
-
-    def probe_loss() -> float | None:
-        if probe_batch is None:
-            return None
-        eval_mode(model)
-        with torch.no_grad():
-            value = batch_loss(embedder, probe_batch, temperature).item()
-        model.train()
-        return value
-
-    meta_base = {
+    setup.probe_batch = build_batch(embedder, probe, texts) if len(probe) >= 2 else None
+    setup.meta = {
         "base": config.base, "pooling": embedder.spec.pooling, "query_template": embedder.spec.query_template,
         "document_template": embedder.spec.document_template, "append_eos": embedder.spec.append_eos,
         "quantization": "nf4" if quantized else None, "corpus": config.corpus, "run_dir": str(run.root),
         "default_instruction": _most_common_instruction(examples), "lora_r": config.lora_r,
     }
-    if start == 0:
-        value = probe_loss()
+    return setup
+
+
+def _save_checkpoint(setup: TrainingSetup, run: RunDir, step: int) -> None:
+    target = run.checkpoints / f"step-{step:06d}"
+    save_adapter(setup.model, target, {**setup.meta, "step": step, "processes": setup.where.world}, {STATE_FILE: {
+        "step": step, "optimizer": setup.optimizer.state_dict(), "scheduler": setup.scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(), "fingerprint": setup.fingerprint}})
+
+
+def training_loop(config: DomainConfig, run: RunDir, setup: TrainingSetup, show_progress: bool = True) -> list[float]:
+    """The steps after ``setup.start``: one logged row each, a checkpoint every ``checkpoint_every``
+    steps and at the end (rank 0 writes). Returns each step's seconds."""
+    where, examples = setup.where, setup.examples
+    if setup.start == 0:
+        value = setup.probe_loss()
         if where.main:
             append_jsonl(run.losses, [{"step": 0, "probe_loss": value}])
-    model.train()
+    setup.model.train()
     step_seconds: list[float] = []
     homogeneous_steps = config.steps - min(config.mixed_steps, config.steps)
-    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not show_progress or not where.main)
-    for step in range(start + 1, config.steps + 1):
+    bar = tqdm(total=config.steps, initial=setup.start, desc="train", unit="step",
+               disable=not show_progress or not where.main)
+    for step in range(setup.start + 1, config.steps + 1):
         t0 = time.perf_counter()
-        members = [examples[i] for i in plan[step - 1]]
-        loss = batch_loss(embedder, build_batch(embedder, members, texts), temperature, config.distill_weight, where)
+        members = [examples[i] for i in setup.plan[step - 1]]
+        loss = batch_loss(setup.embedder, build_batch(setup.embedder, members, setup.texts), setup.temperature,
+                          config.distill_weight, where)
         loss.backward()
-        sum_gradients(params, where)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        sum_gradients(setup.params, where)
+        torch.nn.utils.clip_grad_norm_(setup.params, 1.0)
+        setup.optimizer.step()
+        setup.scheduler.step()
+        setup.optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - t0
         step_seconds.append(seconds)
-        phase = "homogeneous" if step <= homogeneous_steps else "mixed"
-        tasks = sorted({m.task_id for m in members})
         loss_value = loss.item()
-        row = {"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0], "seconds": round(seconds, 3),
-               "phase": phase, "tasks": tasks, "batch": len(members)}
+        row = {"step": step, "loss": round(loss_value, 5), "lr": setup.scheduler.get_last_lr()[0],
+               "seconds": round(seconds, 3), "phase": "homogeneous" if step <= homogeneous_steps else "mixed",
+               "tasks": sorted({m.task_id for m in members}), "batch": len(members)}
         if step % config.checkpoint_every == 0 or step == config.steps:
-            row["probe_loss"] = probe_loss()
+            row["probe_loss"] = setup.probe_loss()
             if where.main:
-                target = run.checkpoints / f"step-{step:06d}"
-                save_adapter(model, target, {**meta_base, "step": step, "processes": where.world}, {STATE_FILE: {
-                    "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "fingerprint": fingerprint}})
+                _save_checkpoint(setup, run, step)
         if where.main:
             append_jsonl(run.losses, [row])
         bar.set_postfix(loss=f"{loss_value:.3f}")
         bar.update(1)
     bar.close()
     barrier(where)  # rank 0's last checkpoint and log row are written before any rank summarises
+    return step_seconds
 
+
+def training_summary(config: DomainConfig, run: RunDir, setup: TrainingSetup, step_seconds: Sequence[float]) -> dict:
+    """The train stage's ledger entry: steps, losses, speed and how the model was trained."""
     losses = [r for r in iter_jsonl(run.losses) if "loss" in r]
-    summary = {
+    return {
         "steps": config.steps,
-        "resumed_from": start,
-        "examples": len(examples),
-        "checkpoints": [p.name for p in checkpoint_dirs(run)],
+        "resumed_from": setup.start,
+        "examples": len(setup.examples),
+        "checkpoints": [p.name for p in run.checkpoint_dirs()],
         "seconds_per_step": round(sum(step_seconds) / len(step_seconds), 3) if step_seconds else None,
         "first_loss": losses[0]["loss"] if losses else None,
         "last_loss": losses[-1]["loss"] if losses else None,
-        "quantized_base": quantized,
-        "gradient_checkpointing": checkpointing,
-        "temperature": temperature,
+        "quantized_base": setup.quantized,
+        "gradient_checkpointing": setup.checkpointing,
+        "temperature": setup.temperature,
         "distill_weight": config.distill_weight,
-        "processes": where.world,
-        **trainable_summary(model),
+        "processes": setup.where.world,
+        **trainable_summary(setup.model),
     }
-    if where.main:
+
+
+def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (), fresh: bool = False,
+                    show_progress: bool = True) -> dict:
+    """Set up (or resume), train to ``steps``, summarise; rank 0 marks the stage done."""
+    setup = setup_training(config, run, tasks_order, fresh)
+    step_seconds = training_loop(config, run, setup, show_progress)
+    summary = training_summary(config, run, setup, step_seconds)
+    if setup.where.main:
         run.mark_done("train", summary)
     return summary
 

@@ -17,7 +17,7 @@ import torch
 
 from finetune.distributed import Ranks
 from finetune.rundir import iter_jsonl
-from finetune.train import checkpoint_dirs, run_train_stage
+from finetune.train import run_train_stage
 from tests.test_finetune_train import make_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,8 +50,9 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tiny_mistral_di
     run_train_stage(single_config, single, ["t0", "t1"], show_progress=False)
 
     double_config, double = make_run(tmp_path / "double", str(tiny_mistral_dir), **settings)
-    fields = {k: getattr(double_config, k) for k in ("corpus", "run_dir", "base", "steps", "batch_size", "mixed_steps",
-                                                     "checkpoint_every", "learning_rate", "warmup_steps", "lora_dropout")}
+    fields = {k: getattr(double_config, k) for k in ("corpus", "run_dir", "base", "steps", "batch_size",
+                                                     "mixed_steps", "checkpoint_every", "learning_rate",
+                                                     "warmup_steps", "lora_dropout")}
     script = tmp_path / "train_two.py"
     script.write_text(SCRIPT)
 
@@ -77,11 +78,11 @@ def test_two_processes_follow_the_single_process_loss_trajectory(tiny_mistral_di
             assert loss_2 == pytest.approx(loss_1, rel=1e-4, abs=1e-5)
         if probe_1 is not None:
             assert probe_2 == pytest.approx(probe_1, rel=1e-4, abs=1e-5)
-    assert [p.name for p in checkpoint_dirs(single)] == [p.name for p in checkpoint_dirs(double)]
+    assert [p.name for p in single.checkpoint_dirs()] == [p.name for p in double.checkpoint_dirs()]
     from safetensors.torch import load_file
 
-    last_1 = load_file(checkpoint_dirs(single)[-1] / "adapter_model.safetensors")
-    last_2 = load_file(checkpoint_dirs(double)[-1] / "adapter_model.safetensors")
+    last_1 = load_file(single.checkpoint_dirs()[-1] / "adapter_model.safetensors")
+    last_2 = load_file(double.checkpoint_dirs()[-1] / "adapter_model.safetensors")
     assert last_1.keys() == last_2.keys()
     assert max((last_1[k] - last_2[k]).abs().max().item() for k in last_1) < 1e-4
 

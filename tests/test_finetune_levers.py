@@ -159,8 +159,8 @@ def test_a_batch_never_takes_another_view_of_a_rows_chunk_as_its_negative(minilm
     from finetune.train import build_batch
 
     texts = {"a": "Title A\nfirst sentence. second sentence.", "b": "Title B\nother text here."}
-    examples = [TrainingExample("p1", "cloze", "i", "first sentence.", "a", ("b",), positive_text="Title A\nsecond sentence.",
-                                teacher_margins=(0.3,)),
+    examples = [TrainingExample("p1", "cloze", "i", "first sentence.", "a", ("b",),
+                                positive_text="Title A\nsecond sentence.", teacher_margins=(0.3,)),
                 TrainingExample("p2", "cloze", "i", "other", "b", ("a",), teacher_margins=(0.2,))]
     batch = build_batch(minilm, examples, texts)
     # columns: view of a (p1's positive), b, a's full text (p2's negative)

@@ -32,7 +32,7 @@ from finetune.losses import info_nce
 from finetune.mining import mine_negatives
 from finetune.prompts import EXAMPLES, TEMPLATES, brainstorm_messages, generation_messages
 from finetune.records import SyntheticPair, Task, TrainingExample
-from finetune.rundir import RunDir, RunDirError, append_jsonl, iter_jsonl
+from finetune.rundir import STAGES, RunDir, RunDirError, append_jsonl, iter_jsonl
 from finetune.teacher import positive_ranks
 from linqrag.generation import GenerationConfig
 
@@ -303,7 +303,10 @@ def test_pool_sampling_caps_per_document_and_split_is_by_document():
     from indexing.chunking import ChunkConfig, chunk_documents
 
     docs = [Document(f"d{i}", " ".join(f"Sentence {j} of document {i} is here." for j in range(40))) for i in range(8)]
-    chunker = lambda batch: chunk_documents(batch, ChunkConfig(chunk_size=40, chunk_overlap=0), str.split)
+
+    def chunker(batch):
+        return chunk_documents(batch, ChunkConfig(chunk_size=40, chunk_overlap=0), str.split)
+
     pool, chunked = sample_pool(docs, chunker, max_chunks=12, max_per_doc=3, seed=0, show_progress=False)
     assert len(pool) == 12 and chunked == 4
     per_doc = {}
@@ -380,3 +383,49 @@ def test_config_precedence_and_refusal_of_silent_changes(tmp_path):
     bad.write_text('{"stepz": 3}')
     with pytest.raises(ValueError, match="unknown setting"):
         resolve_config({"corpus": "x"}, str(bad))
+
+
+def test_every_setting_names_the_stage_it_feeds_or_none():
+    from dataclasses import fields
+
+    from finetune.config import FIELD_STAGE, GENERATION_KEYS, TRAIN_FINGERPRINT_KEYS
+
+    no_output = {"run_dir", "threads", "api_key_env", "generator_deadline", "generation_cache",
+                 "generator_batch_size", "extra"}  # where files go, threads, time limits: no output changes
+    for f in fields(DomainConfig):
+        assert "stage" in f.metadata, f"{f.name} has no stage: declare it with setting(STAGE, ...)"
+        assert f.metadata["stage"] in STAGES or (f.metadata["stage"] is None and f.name in no_output), f.name
+    assert set(FIELD_STAGE) == {f.name for f in fields(DomainConfig)} - no_output
+    assert set(GENERATION_KEYS) <= set(FIELD_STAGE)
+    # the order is part of the hash in every checkpoint's trainer state: a resumed run must match it
+    assert TRAIN_FINGERPRINT_KEYS == ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay",
+                                      "temperature_loss", "lora_r", "lora_alpha", "lora_dropout", "train_max_length",
+                                      "seed", "distill_weight")
+
+
+def test_the_stage_table_has_one_row_per_stage_in_order():
+    from finetune.domain import STAGE_TABLE
+
+    assert tuple(STAGE_TABLE) == STAGES
+    assert all(name == stage.name and callable(stage.run) for name, stage in STAGE_TABLE.items())
+
+
+def _flags(parser) -> dict[str, tuple]:
+    return {a.option_strings[0]: (a.dest, a.choices) for a in parser._actions if a.option_strings}
+
+
+def test_one_cli_shape_for_python_m_finetune_and_the_module_commands(tmp_path, capsys):
+    import argparse
+
+    from finetune.cli import build_parser, command_parser, main
+    from linqrag.generation import GENERATOR_KINDS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("domain", "export"):
+        assert _flags(sub.choices[name]) == _flags(command_parser(name))
+    domain = _flags(command_parser("domain"))
+    assert domain["--from-stage"][1] == STAGES and domain["--generator"][1] == GENERATOR_KINDS
+    bad = tmp_path / "bad.toml"
+    bad.write_text("batch_size = 1\n")
+    assert main(["domain", "--corpus", str(tmp_path), "--run-dir", str(tmp_path / "run"), "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == "error: batch_size must be >= 2 (in-batch negatives)"

@@ -15,7 +15,7 @@ from finetune.evaluate import run_evaluate_stage
 from finetune.lora import ENCODER_TARGET_REGEX, lora_targets
 from finetune.records import SyntheticPair, Task, TrainingExample
 from finetune.rundir import RunDir, write_json, write_jsonl
-from finetune.train import STATE_FILE, checkpoint_dirs, run_train_stage
+from finetune.train import STATE_FILE, run_train_stage
 from indexing.records import Chunk
 
 # words the tiny Mistral's word-level tokenizer knows
@@ -46,10 +46,10 @@ def make_run(root, base: str, **overrides) -> tuple[DomainConfig, RunDir]:
                 for i, p in enumerate(pairs) if p.split == "train"]
     write_jsonl(run.chunks, chunks)
     write_json(run.path("split.json"), split)
-    write_json(run.tasks, [t.to_json() for t in tasks])
-    write_jsonl(run.pairs, pairs)
+    write_json(run.tasks_file, [t.to_json() for t in tasks])
+    write_jsonl(run.pairs_file, pairs)
     write_jsonl(run.filtered, pairs)
-    write_jsonl(run.examples, examples)
+    write_jsonl(run.examples_file, examples)
     for stage in ("chunk", "brainstorm", "generate", "filter", "mine"):
         run.mark_done(stage, {})
     settings = {"corpus": "tiny", "run_dir": str(root), "base": base, "steps": 4, "batch_size": 3, "mixed_steps": 2,
@@ -65,7 +65,7 @@ def test_decoder_lora_checkpoints_load_in_embedder_with_last_token_pooling(tiny_
     summary = run_train_stage(config, run, ["t0", "t1"], show_progress=False)
     assert summary["checkpoints"] == ["step-000002", "step-000004"] and summary["resumed_from"] == 0
     assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
-    ckpt = checkpoint_dirs(run)[-1]
+    ckpt = run.checkpoint_dirs()[-1]
     peft_config = json.loads((ckpt / "adapter_config.json").read_text())
     assert set(peft_config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                   "down_proj"}
@@ -141,7 +141,7 @@ def test_qlora_on_a_4bit_base(tiny_mistral_dir, tmp_path):
     # the probe forward must not repack the 4-bit weights into bitsandbytes' inference-only CPU layout
     assert not [w for w in caught if "autograd kernel was not registered" in str(w.message)]
     assert summary["quantized_base"] is True
-    ckpt = checkpoint_dirs(run)[-1]
+    ckpt = run.checkpoint_dirs()[-1]
     assert json.loads((ckpt / "linqrag_adapter.json").read_text())["quantization"] == "nf4"
     adapted = load_embedder(None, adapter=ckpt, quantization="nf4")
     assert adapted.loaded_from.quantization == "nf4"
