@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_beir import bm25_run, dense_run, run_pipeline  # sets the offline env first
+from finetune_beir import bm25_run, dense_run, pipeline_unless_scoring  # sets the offline env first
 from finetune_significance import paired_bootstrap
 
 from corpora import load_beir
@@ -32,7 +31,6 @@ from embedder import load_embedder
 from eval.metrics import mean_metric
 from eval.sampling import RetrievalSampling, subsample_retrieval
 from indexing.retrieval import rrf_fuse
-from linqrag.settings import data_dir
 
 
 def hybrid(dense: dict, lexical: dict, depth: int = 100) -> dict:
@@ -75,16 +73,8 @@ def main(argv=None) -> int:
                         "too slow to embed a whole corpus")
     args = p.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    folder = data_dir() / args.dataset
     run_dir = Path(args.run_dir or f"runs/abl-{args.dataset}-{args.tag}")
-    cache = Path("runs/cache")
-    t0 = time.perf_counter()
-    if not args.score_only:
-        run_pipeline(folder, run_dir, args.base, args.threads, args.config, cache)
-    pipeline_seconds = time.perf_counter() - t0
+    folder, cache, pipeline_seconds = pipeline_unless_scoring(args, run_dir)
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     rows = {r["name"]: r for r in evaluation["rows"]}
     chosen = {"best": evaluation["best"]["path"], "last": evaluation["rows"][-1]["path"],
@@ -115,10 +105,13 @@ def main(argv=None) -> int:
     with open("runs/ablation-results.jsonl", "a") as fh:
         fh.write(json.dumps(out) + "\n")
     d, h = out["dense"], out["hybrid"]
-    print(f"{args.dataset}/{args.split}{f' light {args.light}' if args.light else ''} {args.tag} [{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
-          f"dense {d['base_ndcg']:.4f} -> {d['adapted_ndcg']:.4f} ({d['diff']:+.4f}, 95% [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]) "
+    print(f"{args.dataset}/{args.split}{f' light {args.light}' if args.light else ''} {args.tag} "
+          f"[{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
+          f"dense {d['base_ndcg']:.4f} -> {d['adapted_ndcg']:.4f} ({d['diff']:+.4f}, 95% [{d['ci'][0]:+.4f}, "
+          f"{d['ci'][1]:+.4f}]) "
           f"recall@10 {d['base_recall']:.4f} -> {d['adapted_recall']:.4f} | hybrid {h['base_ndcg']:.4f} -> "
-          f"{h['adapted_ndcg']:.4f} ({h['diff']:+.4f}, [{h['ci'][0]:+.4f}, {h['ci'][1]:+.4f}]) | bm25 {out['bm25_ndcg']:.4f}")
+          f"{h['adapted_ndcg']:.4f} ({h['diff']:+.4f}, [{h['ci'][0]:+.4f}, {h['ci'][1]:+.4f}]) | bm25 "
+          f"{out['bm25_ndcg']:.4f}")
     return 0
 
 

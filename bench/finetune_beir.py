@@ -55,7 +55,7 @@ def doc_vectors(embedder, dataset, cache: Path | None) -> np.ndarray:
 def run_from_scores(qids, scores: np.ndarray, ids: list[str]) -> dict:
     """``{query id: {doc id: score}}``, the top ``DEPTH`` of each row of a query x document matrix."""
     out = {}
-    for qid, row in zip(qids, scores):
+    for qid, row in zip(qids, scores, strict=False):
         top = np.argsort(-row, kind="stable")[:DEPTH]
         out[qid] = {ids[j]: float(row[j]) for j in top}
     return out
@@ -66,6 +66,19 @@ def dense_run(embedder, dataset, cache: Path | None) -> dict:
     docs = doc_vectors(embedder, dataset, cache)
     queries = dataset.judged_queries
     return run_from_scores(queries, embedder.encode_queries(list(queries.values())) @ docs.T, ids)
+
+
+def pipeline_unless_scoring(args: argparse.Namespace, run_dir: Path, **settings) -> tuple[Path, Path, float]:
+    """Torch threads as asked, then the pipeline unless ``--score-only``: ``(data folder, LLM cache,
+    pipeline seconds)``; both benches share it."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    folder, cache = data_dir() / args.dataset, Path("runs/cache")
+    t0 = time.perf_counter()
+    if not args.score_only:
+        run_pipeline(folder, run_dir, args.base, args.threads, args.config, cache, **settings)
+    return folder, cache, time.perf_counter() - t0
 
 
 def run_pipeline(folder: Path, run_dir: Path, base: str, threads: int, config: str | None, cache: Path, **settings):
@@ -125,17 +138,10 @@ def main(argv=None) -> int:
     p.add_argument("--score-only", action="store_true", help="skip the pipeline, score an existing run")
     args = p.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    folder = data_dir() / args.dataset
     run_dir = Path(args.run_dir or f"runs/finetune-{args.dataset}{'-' + args.tag if args.tag else ''}")
-    cache = Path("runs/cache")
-    t0 = time.perf_counter()
-    if not args.score_only:
-        run_pipeline(folder, run_dir, args.base, args.threads, args.config, cache, max_chunks=args.max_chunks,
-                     max_chunks_per_doc=args.max_chunks_per_doc, steps=args.steps)
-    pipeline_seconds = time.perf_counter() - t0
+    folder, cache, pipeline_seconds = pipeline_unless_scoring(args, run_dir, max_chunks=args.max_chunks,
+                                                              max_chunks_per_doc=args.max_chunks_per_doc,
+                                                              steps=args.steps)
     out = score_adaptation(folder, run_dir, args.base, cache, args.only_best)
     out["pipeline_seconds"] = round(pipeline_seconds, 1)
     out["stages"] = json.loads((run_dir / "stages.json").read_text())

@@ -64,7 +64,8 @@ def main() -> None:
         low, high = paired_bootstrap(diff)
         se = diff.std(ddof=1) / np.sqrt(len(diff))
         name = f"{adapter.parent.parent.name}/{adapter.name}"
-        print(f"| {name} | {b.mean():.4f} | {a.mean():.4f} | {diff.mean():+.4f} | {se:.4f} | [{low:+.4f}, {high:+.4f}] |",
+        print(f"| {name} | {b.mean():.4f} | {a.mean():.4f} | {diff.mean():+.4f} | {se:.4f} | "
+              f"[{low:+.4f}, {high:+.4f}] |",
               flush=True)
 
 

@@ -54,6 +54,7 @@ class PairSampling:
 
     @property
     def key(self) -> str:
+        """Names the sample in task names and cache keys: another sample is another task."""
         return f"p{self.max_pairs}-s{self.seed}"
 
 

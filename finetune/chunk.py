@@ -12,11 +12,10 @@ import random
 
 from tqdm.auto import tqdm
 
-from corpora import CorpusError
+from corpora import CorpusError, load_corpus
 from corpora.records import Document
 from finetune.config import DomainConfig
 from finetune.rundir import RunDir, write_json, write_jsonl
-from indexing.build import load_corpus
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
 from indexing.records import Chunk
 

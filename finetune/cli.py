@@ -4,7 +4,7 @@ its base for serving engines (``export``).
 ``python -m finetune.domain ...`` and ``python -m finetune.export ...`` are the same subcommands
 with the same flags. Problems the user can fix (:class:`~linqrag.errors.LinqragError`: a corpus
 that cannot be read, a bad setting, a missing earlier stage, a model that is not here) print one
-``error:`` line and exit 2 (:func:`linqrag.errors.run_cli`); anything else is a bug and shows its
+``error:`` line and exit 2 (:func:`linqrag.errors.run_parser`); anything else is a bug and shows its
 traceback.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from finetune.config import DomainConfig
 from finetune.rundir import STAGES
-from linqrag.errors import run_cli
+from linqrag.errors import run_parser
 from linqrag.generation import GENERATOR_KINDS
 
 
@@ -136,7 +136,7 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
 
 def _configure(p: argparse.ArgumentParser, command: Command) -> argparse.ArgumentParser:
     command.add_arguments(p)
-    p.set_defaults(run=command.run)
+    p.set_defaults(func=command.run)
     return p
 
 
@@ -156,21 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_and_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
-    return args.run(args)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m finetune COMMAND ...``"""
-    return run_cli(partial(_parse_and_run, build_parser()), argv)
+    return run_parser(build_parser, argv)
 
 
 def domain_main(argv: Sequence[str] | None = None) -> int:
     """``python -m finetune.domain ...``"""
-    return run_cli(partial(_parse_and_run, command_parser("domain")), argv)
+    return run_parser(partial(command_parser, "domain"), argv)
 
 
 def export_main(argv: Sequence[str] | None = None) -> int:
     """``python -m finetune.export ...``"""
-    return run_cli(partial(_parse_and_run, command_parser("export")), argv)
+    return run_parser(partial(command_parser, "export"), argv)

@@ -24,11 +24,15 @@ WAIT = datetime.timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Ranks:
-    rank: int = 0
+    """This process's place among the training processes: torchrun's ``RANK`` of ``WORLD_SIZE``."""
+
+    rank: int = 0  #: torchrun's RANK
+    #: torchrun's WORLD_SIZE: how many processes share each batch
     world: int = 1
 
     @property
     def main(self) -> bool:
+        """Rank 0: the one process that writes the run directory and prints."""
         return self.rank == 0
 
     def share(self, n: int, rank: int | None = None) -> tuple[int, int]:
