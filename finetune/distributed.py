@@ -26,8 +26,7 @@ WAIT = datetime.timedelta(hours=24)
 class Ranks:
     """This process's place among the training processes: torchrun's ``RANK`` of ``WORLD_SIZE``."""
 
-    #: torchrun's RANK: which share of each batch this process embeds
-    rank: int = 0
+    rank: int = 0  #: torchrun's RANK: which share of each batch this process embeds
     #: torchrun's WORLD_SIZE: how many processes share each batch
     world: int = 1
 
