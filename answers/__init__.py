@@ -18,18 +18,23 @@ from answers.citations import (
 )
 from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer
 from answers.highlight import highlight_span, highlighted_html
+from answers.pipeline import MODES, RetrievalError, answer_hits, answer_question
 from answers.prompt import SYSTEM_PROMPT, build_messages, format_sources
 from answers.records import MODE_LABELS, Answer, Citation
 from answers.sentences import sentence_spans
 from answers.words import content_words
 
 __all__ = [
+    "MODES",
     "MODE_LABELS",
     "NOT_FOUND",
     "SYSTEM_PROMPT",
     "Answer",
     "Citation",
     "ExtractiveConfig",
+    "RetrievalError",
+    "answer_hits",
+    "answer_question",
     "attach_citations",
     "best_source",
     "build_messages",

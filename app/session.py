@@ -15,11 +15,13 @@ import streamlit as st
 
 from linqrag.settings import apply_offline_env, index_dir, runs_dir
 
-apply_offline_env()
+apply_offline_env()  # before the imports below, which load transformers and chromadb
 
-from corpora import DEMO_CORPUS_NAME
-from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index
-from indexing.manifest import Manifest
+from answers.pipeline import RetrievalError, answer_question, needs_embedder  # noqa: E402
+from answers.records import Answer  # noqa: E402
+from corpora import DEMO_CORPUS_NAME  # noqa: E402
+from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index  # noqa: E402
+from indexing.manifest import Manifest  # noqa: E402
 
 #: In the index directory: the corpus and embedder last chosen in the sidebar, which a new browser
 #: session opens on (``{"corpus", "embedder", "signature"}``).
@@ -145,6 +147,31 @@ def cached_generator(kind: str, model: str | None, base_url: str | None):
     from linqrag.generation import load_generator
 
     return load_generator(kind, model=model or None, base_url=base_url or None)
+
+
+def chat_messages(history: list[dict]) -> list[dict]:
+    """The Chat page's turns as chat messages (an assistant turn contributes its answer's text)."""
+    return [{"role": t["role"], "content": t["answer"].text if t["role"] == "assistant" else t["content"]}
+            for t in history]
+
+
+def ask(settings: Settings, question: str, history: list[dict], on_text=None) -> Answer:
+    """The answer to ``question`` with the sidebar's choices, the conversation so far as context.
+
+    Raises :class:`~answers.pipeline.RetrievalError` when the index, its embedder, the file filter or
+    the search fails; a generator that fails gives the passages answer instead."""
+    try:
+        index = index_for(settings.manifest)
+        embedder = embedder_for(settings.manifest) if needs_embedder(settings.generator, settings.retriever) else None
+        search_filter = settings.search_filter
+    except Exception as error:  # noqa: BLE001 (shown as "search failed", the page stays up)
+        raise RetrievalError(str(error)) from error
+    model = settings.local_model if settings.generator == "local" else settings.endpoint_model
+    return answer_question(
+        index, question, mode=settings.generator, k=settings.top_k, filter=search_filter,
+        retriever=settings.retriever, embedder=embedder, history=chat_messages(history), on_text=on_text,
+        generator=lambda: cached_generator(settings.generator, model, settings.base_url),
+        passages_reason="none chosen in the sidebar")
 
 
 def sidebar() -> Settings:

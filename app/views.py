@@ -1,4 +1,4 @@
-"""Rendering pieces the pages share: hits, citations, highlighted chunks."""
+"""Rendering pieces the pages share: hits, citations, highlighted chunks, the chat's turns."""
 
 from __future__ import annotations
 
@@ -65,3 +65,45 @@ def render_answer(answer: Answer, question: str, retriever: str | None = None) -
     for note in answer.notes:
         st.caption(note)
     render_citations(answer, question, retriever)
+
+
+def render_history(history: list[dict]) -> None:
+    """The chat's earlier turns: questions as written, answers with their citations."""
+    for turn in history:
+        with st.chat_message(turn["role"]):
+            if turn["role"] == "assistant":
+                render_answer(turn["answer"], turn["question"], turn.get("retriever"))
+            else:
+                st.markdown(turn["content"])
+
+
+class LiveReply:
+    """The assistant's turn on the Chat page: opened at the first streamed piece (a generated answer
+    is shown as it is written) or when the answer is shown, whichever comes first."""
+
+    def __init__(self) -> None:
+        self.bubble = None
+        self.placeholder = None
+
+    def _open(self):
+        if self.bubble is None:
+            self.bubble = st.chat_message("assistant")
+        return self.bubble
+
+    def show(self, text: str) -> None:
+        """The answer written so far, with a cursor (``on_text`` of :func:`answers.pipeline.answer_question`)."""
+        if self.placeholder is None:
+            self.placeholder = self._open().empty()
+        self.placeholder.markdown(text + " ▌")
+
+    def finish(self, answer: Answer, question: str, retriever: str) -> None:
+        """The finished answer: the search's notes, the answer and its citations, the search's time.
+        A stream that failed part way stays visible above the passages shown instead."""
+        if self.placeholder is not None and answer.generated:
+            self.placeholder.empty()
+        result = answer.retrieval
+        with self._open():
+            for note in result.notes:
+                st.caption(note)
+            render_answer(answer, question, retriever)
+            st.caption(f"{retriever} retrieval: {len(result.hits)} chunks in {result.seconds * 1000:.0f} ms")

@@ -35,13 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from linqrag.settings import apply_offline_env, cache_dir, data_dir
+from linqrag.settings import apply_offline_env, cache_dir, data_dir  # noqa: E402 (after the path)
 
 apply_offline_env()
 
-from answers.extractive import NOT_FOUND, ExtractiveConfig, candidate_spans, extractive_answer, score_spans
-from answers.records import Answer
-from answers.words import content_words
+from answers.extractive import NOT_FOUND, ExtractiveConfig, candidate_spans, score_spans  # noqa: E402
+from answers.pipeline import answer_hits  # noqa: E402
+from answers.records import Answer  # noqa: E402
+from answers.words import content_words  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "answers" / "questions.jsonl"
 SUPPORT_SHARE = 0.8
@@ -206,7 +207,8 @@ def table_row(mode: str, corpus: str, s: dict) -> str:
         return "n/a" if math.isnan(x) else f"{100 * x:.0f} %"
 
     return (f"| {mode} | {corpus} | {s['questions']} ({s['answerable']}) | {pct(s['contains_gold'])} | "
-            f"{pct(s['supported'])} of {s['sentences']} | {pct(s['citation_precision'])} | {pct(s['citation_recall'])} | "
+            f"{pct(s['supported'])} of {s['sentences']} | {pct(s['citation_precision'])} | "
+            f"{pct(s['citation_recall'])} | "
             f"{pct(s['declines_unanswerable'])} | {pct(s['declines_answerable'])} | {s['seconds']:.2f} |")
 
 
@@ -228,8 +230,33 @@ def calibrate(questions: list[Question], hits_of: dict, embedder, config: Extrac
 
     threshold = max(grid, key=lambda t: (balanced(t), -t))
     print(f"calibration on {len(pos)} answerable / {len(neg)} unanswerable demo questions: min_score {threshold:.3f} "
-          f"(balanced accuracy {balanced(threshold):.2f}; default {config.min_score:.2f} gives {balanced(config.min_score):.2f})")
+          f"(balanced accuracy {balanced(threshold):.2f}; default {config.min_score:.2f} gives "
+          f"{balanced(config.min_score):.2f})")
     return threshold
+
+
+#: the bench's modes, as the pipeline (answers.pipeline) names them
+PIPELINE_MODES = {"extractive": "extractive", "local": "local", "passages": "none"}
+
+
+def answer_all(modes: list[str], questions: list[Question], hits_of: dict, embedder, config: ExtractiveConfig,
+               threads: int | None) -> list[Scored]:
+    """Every question answered in every mode from the same retrieved hits, through the app's pipeline."""
+    from linqrag.generation import load_generator
+
+    generator = None
+    rows: list[Scored] = []
+    for mode in modes:
+        if mode not in PIPELINE_MODES:
+            raise SystemExit(f"error: unknown mode {mode!r}")
+        if mode == "local":
+            generator = load_generator("local", threads=threads)
+        for q in questions:
+            t = time.perf_counter()
+            answer = answer_hits(q.question, hits_of[q.id], mode=PIPELINE_MODES[mode], embedder=embedder,
+                                 generator=generator, extractive=config, passages_reason="bench")
+            rows.append(score(mode, q, answer, time.perf_counter() - t))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -248,10 +275,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from answers.citations import attach_citations, passages_answer
-    from answers.prompt import build_messages
     from embedder import load_embedder
-    from linqrag.generation import GenerationConfig, load_generator
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -268,33 +292,15 @@ def main(argv=None) -> int:
     hits_of = {}
     for q in questions:
         hits_of[q.id] = indexes[q.corpus].retriever(args.retriever, embedder).search(q.question, args.top_k).hits
-    print(f"retrieval ({args.retriever}, top {args.top_k}): {1000 * (time.perf_counter() - t0) / len(questions):.0f} ms "
+    per_question = 1000 * (time.perf_counter() - t0) / len(questions)
+    print(f"retrieval ({args.retriever}, top {args.top_k}): {per_question:.0f} ms "
           f"per question over {len(questions)} questions")
 
     config = ExtractiveConfig()
     if args.calibrate:
         config = replace(config, min_score=calibrate(questions, hits_of, embedder, config))
 
-    generator = None
-    rows: list[Scored] = []
-    for mode in args.modes.split(","):
-        if mode == "local":
-            generator = load_generator("local", threads=args.threads)
-        for q in questions:
-            hits = hits_of[q.id]
-            t = time.perf_counter()
-            if mode == "extractive":
-                answer = extractive_answer(q.question, hits, embedder, config)
-            elif mode == "local":
-                text = generator.generate(build_messages(q.question, hits),
-                                          GenerationConfig(max_new_tokens=200, repetition_penalty=1.1))
-                answer = attach_citations(text, hits)
-            elif mode == "passages":
-                answer = passages_answer(hits, "bench")
-            else:
-                raise SystemExit(f"error: unknown mode {mode!r}")
-            rows.append(score(mode, q, answer, time.perf_counter() - t))
-
+    rows = answer_all(args.modes.split(","), questions, hits_of, embedder, config, args.threads)
     print(TABLE_HEAD)
     results = {}
     for mode in dict.fromkeys(r.mode for r in rows):

@@ -20,8 +20,9 @@ The ratio line compares the two: ``ratio new/current queries per minute: X``. Va
 llama.cpp side, same prompts and settings: prefix reuse isolated on one single-thread context
 (``generate_batch``; the KV cache cleared before every prompt; prompts in input order), one
 context with all ``--threads`` threads, and ``--processes`` worker processes of one thread each
-(each its own model, prompts split in token order). Each row has the prompt tokens llama.cpp evaluated and reused and its prompt-eval
-time, and how many answers the stage would accept (``finetune.generate.check_answer``).
+(each its own model, prompts split in token order). Each row has the prompt tokens llama.cpp
+evaluated and reused and its prompt-eval time, and how many answers the stage would accept
+(``finetune.generate.check_answer``).
 The 1-minute load average is printed with each row: the CPU may be shared.
 """
 
@@ -232,7 +233,7 @@ def bench_processes(messages, gen_config, processes: int) -> tuple[dict, list[st
     for _ in workers:
         indices, texts, new_tokens, _seconds = results.get(timeout=1800)
         tokens += new_tokens
-        for i, text in zip(indices, texts):
+        for i, text in zip(indices, texts, strict=False):
             answers[i] = text
     seconds = time.perf_counter() - t0
     for w in workers:
@@ -276,7 +277,8 @@ def main(argv=None) -> int:
         one = None
         for mode in ("batch", "reset", "input-order"):
             r, answers, one = bench_llama(messages, gen_config, 1, 1, mode, gen=one)
-            r["same_answers_as_new"] = f"{sum(a == b for a, b in zip(answers, new_answers))}/{len(messages)}"
+            same = sum(a == b for a, b in zip(answers, new_answers, strict=False))
+            r["same_answers_as_new"] = f"{same}/{len(messages)}"
             record(r)
         del one
         if args.threads > 1:  # one context with all the threads (ggml's threads wait on each other)

@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     for name in ("bm25", "dense", "fused-z", "rrf"):
         values = np.array([per[name].get(q, 0.0) for q in judged])
         low, high = paired_bootstrap(values - base)
-        print(f"| {name} | {values.mean():.4f} | {values.mean() - base.mean():+.4f} [{low:+.4f}, {high:+.4f}] |", flush=True)
+        gain = values.mean() - base.mean()
+        print(f"| {name} | {values.mean():.4f} | {gain:+.4f} [{low:+.4f}, {high:+.4f}] |", flush=True)
     if args.ql_queries > 0:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         for q in sample:
             top = list(runs["fused-z"][q])[: args.ql_depth]
             ll = query_likelihood(model, tokenizer, queries[q], [texts[column[d]] for d in top])
-            ql_run[q] = {d: float(s) for d, s in zip(top, ll)}
+            ql_run[q] = {d: float(s) for d, s in zip(top, ll, strict=False)}
             fz_run[q] = {d: runs["fused-z"][q][d] for d in top}
         sub = {q: qrels[q] for q in sample}
         a = mean_metric(ql_run, sub, "ndcg", 10)[1]

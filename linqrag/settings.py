@@ -66,7 +66,8 @@ def data_dir() -> Path:
 
 
 def index_dir() -> Path:
-    """The default index directory (``LINQRAG_INDEX_DIR``, default ``.linqrag/index``), shared by the CLI and the app."""
+    """The default index directory (``LINQRAG_INDEX_DIR``, default ``.linqrag/index``), shared by the CLI and
+    the app."""
     return Path(os.environ.get("LINQRAG_INDEX_DIR", ".linqrag/index"))
 
 

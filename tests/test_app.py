@@ -136,7 +136,8 @@ def test_missing_embedder_model_on_the_index_page_is_a_message(topic_index, tmp_
     assert not at.exception, at.exception
     errors = texts(at.error)
     assert errors and "not available" in errors[0] and errors[0].count("CC-BY-NC-4.0") == 1, errors
-    assert not (tmp_path / "fresh" / "indexes").exists() or not list((tmp_path / "fresh" / "indexes").glob("*/manifest.json"))
+    built = tmp_path / "fresh" / "indexes"
+    assert not built.exists() or not list(built.glob("*/manifest.json"))
 
 
 def test_index_page_builds_uploaded_files(tmp_path, monkeypatch):

@@ -42,7 +42,8 @@ def test_exported_model_gives_the_adapted_vectors_in_sentence_transformers(minil
     np.testing.assert_allclose(model.encode(TEXTS, normalize_embeddings=False), expected, atol=1e-5)
     np.testing.assert_allclose(load_embedder(str(tmp_path / "merged")).encode_documents(TEXTS), expected, atol=1e-5)
     record = json.loads((tmp_path / "merged" / "linqrag_export.json").read_text())
-    assert record["base"] == "minilm" and record["base_model"] == report.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert record["base"] == "minilm"
+    assert record["base_model"] == report.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     for name in ("config.json", "linqrag_export.json", "config_sentence_transformers.json"):
         text = (tmp_path / "merged" / name).read_text()
         assert str(Path.home()) not in text and str(tmp_path) not in text  # the base by name, no local paths

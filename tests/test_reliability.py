@@ -121,7 +121,8 @@ def test_utf16_and_utf32_text_is_read_not_skipped_as_binary(tmp_path):
     assert got["le-bom.txt"].text == text and got["le-bom.txt"].metadata["encoding"] == "utf-16-le"
     assert got["be-bom.txt"].text.startswith("Rivers carve") and got["wide32.txt"].text.startswith("Waves carve")
     assert got["le-plain.md"].title == "Notes"
-    assert [(s.path.rsplit("/", 1)[-1], s.reason) for s in report.skipped] == [("blob.txt", "binary content (NUL bytes)")]
+    skipped = [(s.path.rsplit("/", 1)[-1], s.reason) for s in report.skipped]
+    assert skipped == [("blob.txt", "binary content (NUL bytes)")]
 
 
 def test_odd_length_plain_text_is_not_taken_for_utf16():
@@ -319,7 +320,8 @@ def test_each_upload_batch_is_its_own_corpus_and_dropped_files_are_listed(tmp_pa
     assert sorted(p.name for p in second.folder.iterdir()) == ["c.txt"] and second.folder.is_relative_to(root)
     build_index(second.folder, minilm, index_dir, name="my-docs", show_progress=False)
     assert sorted(open_index(index_dir).manifest.files) == ["c.txt"]  # exactly the uploaded set, not five
-    assert save_upload_batch(root, "my docs", [("../../escape/c.txt", b"Tides follow the moon.")]).folder == second.folder
+    again = save_upload_batch(root, "my docs", [("../../escape/c.txt", b"Tides follow the moon.")])
+    assert again.folder == second.folder
 
 
 def test_stats_and_bm25_search_leave_chroma_sqlite_untouched(index_copy):
@@ -363,7 +365,8 @@ def test_an_endpoint_that_echoes_the_key_has_it_redacted_from_the_error(monkeypa
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingChat)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        generator = OpenAICompatibleGenerator(f"http://127.0.0.1:{server.server_port}/v1", "m", api_key_env="ECHO_TEST_KEY")
+        generator = OpenAICompatibleGenerator(f"http://127.0.0.1:{server.server_port}/v1", "m",
+                                              api_key_env="ECHO_TEST_KEY")
         for call in (lambda: generator.generate([{"role": "user", "content": "hi"}]),
                      lambda: list(generator.stream([{"role": "user", "content": "hi"}]))):
             with pytest.raises(GenerationError, match="HTTP 400") as caught:

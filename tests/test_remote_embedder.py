@@ -110,6 +110,26 @@ def test_search_endpoint_returns_cited_hits_and_checks_its_input(api):
     assert httpx.post(f"{api}/v1/embeddings", json={"input": []}, headers=headers).status_code == 400
 
 
+def test_answer_endpoint_answers_extractively_with_citations_and_checks_its_input(api):
+    headers = {"Authorization": f"Bearer {KEY}"}
+    reply = httpx.post(f"{api}/answer", json={"question": "How does a volcano erupt?", "k": 4},
+                       headers=headers, timeout=60).json()
+    assert reply["mode"] == "extractive" and reply["corpus"] == "topics" and reply["retriever"] == "hybrid"
+    assert "magma rises through the crust" in reply["answer"], reply
+    cited = reply["citations"][0]
+    assert cited["doc_id"] == "volcano.html" and f"[{cited['number']}]" in reply["answer"]
+    start, end = cited["spans"][0]
+    assert " ".join(cited["text"][start:end].split()) in reply["answer"]  # the quote is the chunk's own text
+    passages = httpx.post(f"{api}/answer", json={"question": "honey bees", "mode": "none", "retriever": "bm25"},
+                          headers=headers, timeout=60).json()
+    assert passages["mode"] == "passages" and not passages["generated"]
+    assert passages["citations"][0]["doc_id"] == "bees.txt"
+    for bad in ({"question": " "}, {"question": "x", "mode": "poetry"}, {"question": "x", "k": 0},
+                {"question": "x", "retriever": "nope"}, {"query": "x"}):
+        assert httpx.post(f"{api}/answer", json=bad, headers=headers).status_code == 400, bad
+    assert httpx.post(f"{api}/answer", json={"question": "x"}).status_code == 401
+
+
 def test_a_wrong_key_is_refused_without_retrying_and_without_echoing_it(api, monkeypatch):
     monkeypatch.setenv("LINQRAG_EMBEDDINGS_KEY", "sk-wrong-key-00000000")
     remote = load_embedder(f"openai:minilm@{api}/v1")
@@ -143,8 +163,8 @@ class Faulty(BaseHTTPRequestHandler):
         else:
             texts = body.get("input") or body.get("inputs")
             vectors = [[float(len(t)), 1.0, 0.0] for t in texts]
-            payload = json.dumps(vectors if "inputs" in body else
-                                 {"data": [{"index": i, "embedding": v} for i, v in reversed(list(enumerate(vectors)))]}).encode()
+            shuffled = [{"index": i, "embedding": v} for i, v in reversed(list(enumerate(vectors)))]
+            payload = json.dumps(vectors if "inputs" in body else {"data": shuffled}).encode()
             self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
