@@ -9,6 +9,7 @@ from app.comparison import SHOW, TABLE_ORDER, RetrieverColumn, batch_figure
 from app.views import source_name
 from corpora import DEMO_CORPUS_NAME
 from indexing import FilterError
+from indexing.retrieval import RRF_K
 
 __all__ = ["batch_result", "compare_hint", "open_for_page", "query_picker", "retriever_column",
            "retriever_title", "sidebar_restriction", "source_name"]
@@ -72,7 +73,7 @@ def compare_hint(manifest, judged: bool) -> None:
 
 def retriever_title(kind: str, manifest) -> str:
     return {"dense": f"Dense · {session.embedder_label(manifest)}", "bm25": "BM25 · bm25s",
-            "hybrid": "Hybrid · RRF k=60"}.get(kind, kind)
+            "hybrid": f"Hybrid · RRF k={RRF_K}"}.get(kind, kind)
 
 
 def retriever_column(column: RetrieverColumn, title: str) -> None:
