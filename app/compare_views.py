@@ -6,13 +6,12 @@ import streamlit as st
 
 from app import session
 from app.comparison import SHOW, TABLE_ORDER, RetrieverColumn, batch_figure
-from app.views import source_name
 from corpora import DEMO_CORPUS_NAME
 from indexing import FilterError
 from indexing.retrieval import RRF_K
 
 __all__ = ["batch_result", "compare_hint", "open_for_page", "query_picker", "retriever_column",
-           "retriever_title", "sidebar_restriction", "source_name"]
+           "retriever_title", "sidebar_restriction"]
 
 OWN_QUERY = "(type your own)"
 TABLE_CONFIG = {
@@ -76,8 +75,8 @@ def retriever_title(kind: str, manifest) -> str:
             "hybrid": f"Hybrid · RRF k={RRF_K}"}.get(kind, kind)
 
 
-def retriever_column(column: RetrieverColumn, title: str) -> None:
-    st.subheader(title)
+def retriever_column(column: RetrieverColumn, manifest) -> None:
+    st.subheader(retriever_title(column.kind, manifest))
     cells = st.columns(1 + len(column.scores))
     cells[0].metric("latency (ms)", f"{column.milliseconds:.0f}")
     for cell, (name, value) in zip(cells[1:], column.scores.items(), strict=True):

@@ -161,7 +161,7 @@ class DomainConfig:
         except ValueError as error:
             raise ConfigError(str(error)) from error
         if self.quantization != "auto":  # the loader (and torch) load only for a non-default choice
-            from embedder.loading import QUANTIZATION_CHOICES
+            from embedder.spec import QUANTIZATION_CHOICES
 
             if self.quantization not in QUANTIZATION_CHOICES:
                 raise ConfigError(f"quantization must be one of {QUANTIZATION_CHOICES}, got {self.quantization!r}")

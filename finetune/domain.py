@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # torch and the models load only when a run starts
 
 log = logging.getLogger("finetune")
 
+
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path

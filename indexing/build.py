@@ -186,9 +186,11 @@ def _chunk_changed(job: BuildJob, previous: Previous) -> tuple[list[Chunk], dict
     chunks: list[Chunk] = []
     files: dict[str, dict] = {}
     to_chunk: list[Document] = []
+    digests = {doc.doc_id: doc_digest(doc) for doc in job.loaded.documents}
     for doc in job.loaded.documents:
         before = previous.manifest.files.get(doc.doc_id) if previous.manifest and previous.chunks else None
-        if before and before["digest"] == doc_digest(doc) and all(c in previous.chunks for c in before["chunks"]):
+        unchanged = before and before["digest"] == digests[doc.doc_id]
+        if unchanged and all(c in previous.chunks for c in before["chunks"]):
             chunks.extend(previous.chunks[c] for c in before["chunks"])
             files[doc.doc_id] = before
         else:
@@ -206,7 +208,7 @@ def _chunk_changed(job: BuildJob, previous: Previous) -> tuple[list[Chunk], dict
             job.loaded.skipped.append(Skipped(doc.doc_id, reason))
             continue
         chunks.extend(new)
-        files[doc.doc_id] = {"digest": doc_digest(doc), "chunks": [c.chunk_id for c in new]}
+        files[doc.doc_id] = {"digest": digests[doc.doc_id], "chunks": [c.chunk_id for c in new]}
     return chunks, files
 
 

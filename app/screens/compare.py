@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import compare_views as views
-from app import comparison, session
+from app import compare_views, comparison, session
+from app.views import source_name
 from indexing import RETRIEVERS
 
 
 def render(settings: session.Settings) -> None:
     st.title("Compare retrievers")
-    opened = views.open_for_page(settings.manifest, "compare on")
+    opened = compare_views.open_for_page(settings.manifest, "compare on")
     if opened is None:
         return
     index, embedder, dataset = opened
     retrievers = {kind: index.retriever(kind, embedder) for kind in RETRIEVERS}
     judged = dataset.judged_queries if dataset else {}
-    qid, typed = views.query_picker(judged, dataset, settings.manifest.corpus)
-    restriction, query = views.sidebar_restriction(settings, typed)
+    qid, typed = compare_views.query_picker(judged, dataset, settings.manifest.corpus)
+    restriction, query = compare_views.sidebar_restriction(settings, typed)
     if not typed:
-        views.compare_hint(settings.manifest, bool(judged))
+        compare_views.compare_hint(settings.manifest, bool(judged))
     elif query:
-        found = comparison.side_by_side(retrievers, query, views.source_name, restriction,
+        found = comparison.side_by_side(retrievers, query, source_name, restriction,
                                         dataset.qrels[qid] if qid else None)
         st.caption(f"{found.shared_by_all} chunk(s) appear in all three top-{comparison.SHOW} lists; the Shared "
                    "column marks which lists hold each hit (D dense, B BM25, H hybrid).")
         for column, found_column in zip(st.columns(len(found.columns)), found.columns, strict=True):
             with column:
-                views.retriever_column(found_column, views.retriever_title(found_column.kind, settings.manifest))
+                compare_views.retriever_column(found_column, settings.manifest)
     if judged:
         st.divider()
         st.subheader("Batch: the whole query set")
@@ -42,4 +42,4 @@ def render(settings: session.Settings) -> None:
                                             lambda share, text: bar.progress(share, text=text))
             bar.empty()
             st.session_state["batch_result"] = {"n": int(n), "corpus": settings.manifest.corpus, "table": table}
-        views.batch_result(st.session_state.get("batch_result"), settings.manifest.corpus)
+        compare_views.batch_result(st.session_state.get("batch_result"), settings.manifest.corpus)
