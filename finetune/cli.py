@@ -51,7 +51,8 @@ def add_domain_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated pair sources: llm (generated queries), title (title -> body), cloze "
                    f"(sentence -> rest of its chunk); default {','.join(d.pair_sources)}")
     p.add_argument("--max-queries", dest="max_queries", type=int, metavar="N",
-                   help=f"pool chunks that get an LLM query (default {d.max_queries}: the generator is the cost)")
+                   help=f"training chunks that get an LLM query (default {d.max_queries}: the generator is the cost; "
+                   f"held-out chunks get {d.max_heldout_queries}, max_heldout_queries in a config file)")
     p.add_argument("--run-dir", dest="run_dir", metavar="DIR",
                    help="where the run lives (default runs/<corpus>-<base>)")
     p.add_argument("--max-chunks", dest="max_chunks", type=int, metavar="N",

@@ -76,8 +76,11 @@ class DomainConfig:
     #: (a sentence -> the rest of its chunk). Each source is a task of the batch schedule.
     pair_sources: tuple[str, ...] = setting("generate", ("llm", "title", "cloze"))
     cloze_per_chunk: int = setting("generate", 2)  #: cloze pairs cut from each pool chunk
-    #: pool chunks that get an LLM query (None: every chunk; the LLM is the cost)
+    #: training chunks of the pool that get an LLM query (None: every one; the LLM is the cost)
     max_queries: int | None = setting("generate", 240)
+    #: held-out chunks that get an LLM query: the selection's test of generated queries (None: every one)
+    max_heldout_queries: int | None = setting("generate", 120)
+    heldout_cloze_per_chunk: int = setting("generate", 4)  #: cloze queries per held-out chunk (cheap test power)
     passage_chars: int = setting("generate", 700, asks_generator=True)  #: chunk text shown to the generator
     max_new_tokens: int = setting("generate", 80, asks_generator=True)
     temperature: float = setting("brainstorm", 0.6, asks_generator=True)

@@ -25,7 +25,7 @@ from eval.metrics import mean_metric
 from finetune.config import DomainConfig
 from finetune.records import SyntheticPair
 from finetune.rundir import RunDir, write_json
-from finetune.selection import decide, half_of, macro_mean
+from finetune.selection import Verdict, best_checkpoint, decide, macro_mean, simultaneous_intervals
 from finetune.teacher import encode_by_instruction
 from indexing.records import Chunk
 
@@ -82,10 +82,11 @@ def guard_spearman(embedder, sts) -> float:
     return float(spearmanr((a * b).sum(axis=1), sts.scores).statistic)
 
 
-def _row(name: str, step: int, path: Path | None, scores: dict, sources: list[str], k: int) -> dict:
+def _row(name: str, step: int, path: Path | None, scores: dict, sources: list[str], clusters: np.ndarray,
+         k: int) -> dict:
     row = {"name": name, "step": step, "path": str(path.resolve()) if path else None,
-           f"ndcg@{k}": round(macro_mean(scores["ndcg"], sources), 4),
-           f"recall@{k}": round(macro_mean(scores["recall"], sources), 4)}
+           f"ndcg@{k}": round(macro_mean(scores["ndcg"], sources, clusters), 4),
+           f"recall@{k}": round(macro_mean(scores["recall"], sources, clusters), 4)}
     for source in sorted(set(sources)):
         mask = np.asarray(sources) == source
         row[f"ndcg@{k}:{source}"] = round(float(scores["ndcg"][mask].mean()), 4)
@@ -107,8 +108,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
         run.mark_done("evaluate", summary)
         return summary
     sources = [p.source for p in pairs]
-    halves = np.array([half_of(p.pair_id) for p in pairs])
-    select, confirm = halves == "select", halves == "confirm"
+    clusters = np.array([f"{p.source}:{p.chunk_id}" for p in pairs])  # queries of one chunk move together
     sts, guard_note = guard_pairs(config.guard_pairs, config.seed)
     targets: list[tuple[str, int, Path | None]] = [("base", 0, None)]
     targets += [(p.name, int(p.name.split("-")[1]), p) for p in run.checkpoint_dirs()]
@@ -117,31 +117,22 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
         embedder = load_embedder(config.base, adapter=path, quantization=config.quantization)
         scores = score_embedder(embedder, pairs, pool.chunks, k)
         per_query[name] = scores["ndcg"]
-        row = _row(name, step, path, scores, sources, k)
-        row["select_" + metric] = round(macro_mean(scores["ndcg"][select], np.asarray(sources)[select]), 4)
+        rows.append(_row(name, step, path, scores, sources, clusters, k))
         if sts is not None and name == "base":
             guard["base"] = guard_spearman(embedder, sts)
-        rows.append(row)
         del embedder
         gc.collect()
-    best = max(rows[1:] or rows, key=lambda r: (r["select_" + metric], r["step"]))
-    if sts is not None and best["name"] != "base":
-        guard[best["name"]] = guard_spearman(load_embedder(config.base, adapter=best["path"],
-                                                           quantization=config.quantization), sts)
-    guard_drop = guard["base"] - guard[best["name"]] if sts is not None and best["name"] in guard else None
-    diff = per_query[best["name"]][confirm] - per_query["base"][confirm]
-    verdict = decide(best["name"], diff, np.asarray(sources)[confirm], config.bootstrap_resamples, guard_drop,
-                     config.guard_max_drop, config.seed)
+    best, verdict = _choose(config, rows, per_query, sources, clusters, sts, guard)
     base = rows[0]
     summary = {
         "heldout_queries": len(pairs),
         "heldout_by_source": {s: sources.count(s) for s in sorted(set(sources))},
-        "confirm_queries": int(confirm.sum()),
+        "heldout_chunks": len({p.chunk_id for p in pairs}),
         "pool_chunks": len(pool.chunks),
         "metric": metric,
         "rows": rows,
         "best": best,
-        "gain": round(best[metric] - base[metric], 4),
+        "gain": round(verdict.gain, 4),
         "guard": {"data": guard_note, **{name: round(v, 4) for name, v in guard.items()}},
         "verdict": verdict.to_json(),
         "recommended": best["path"] if verdict.recommended != "base" else None,
@@ -152,6 +143,32 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     run.mark_done("evaluate", {k: summary[k] for k in ("heldout_queries", "best", "gain", "verdict")})
     log.warning("verdict: %s", verdict.reason)
     return summary
+
+
+def _choose(config: DomainConfig, rows: list[dict], per_query: dict, sources: list[str], clusters: np.ndarray,
+            sts, guard: dict) -> tuple[dict, Verdict]:
+    """The best checkpoint (or the base row when there is none) and the run's verdict on it; each
+    checkpoint row gains its simultaneous interval, and ``guard`` the best one's Spearman."""
+    from embedder import load_embedder
+
+    names = [r["name"] for r in rows[1:]]
+    if not names:
+        return rows[0], Verdict("base", 0.0, (float("nan"), float("nan")), None,
+                                "no checkpoint to test: keep the base", 0)
+    diffs = np.stack([per_query[n] - per_query["base"] for n in names])
+    gains, lows, highs = simultaneous_intervals(diffs, sources, clusters, config.bootstrap_resamples, config.seed)
+    for row, gain, low, high in zip(rows[1:], gains, lows, highs, strict=True):
+        row["gain"], row["interval"] = round(float(gain), 4), [round(float(low), 4), round(float(high), 4)]
+    i = best_checkpoint(names, gains)
+    best = rows[1 + i]
+    guard_drop = None
+    if sts is not None:
+        guard[best["name"]] = guard_spearman(load_embedder(config.base, adapter=best["path"],
+                                                           quantization=config.quantization), sts)
+        guard_drop = guard["base"] - guard[best["name"]]
+    verdict = decide(best["name"], float(gains[i]), (float(lows[i]), float(highs[i])), guard_drop,
+                     config.guard_max_drop, len(names))
+    return best, verdict
 
 
 def suite_scores(config: DomainConfig, rows: list[dict], show_progress: bool) -> dict:

@@ -63,14 +63,24 @@ def attempt_config(config: DomainConfig, attempt: int) -> GenerationConfig:
                             seed=config.seed + 1000 * attempt, stop=JSON_STOP)
 
 
+def llm_chunks(pool, config: DomainConfig) -> list[Chunk]:
+    """The pool chunks the LLM writes for, in pool order: training and held-out chunks have their own
+    allotments, so the held-out test gets enough generated queries to have power on a small pool."""
+    picked, left = [], {"train": config.max_queries, "heldout": config.max_heldout_queries}
+    for chunk in pool.chunks:
+        split = pool.split[chunk.chunk_id]
+        if left[split] is None or left[split] > 0:
+            picked.append(chunk)
+            left[split] = None if left[split] is None else left[split] - 1
+    return picked
+
+
 def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm: CachedGenerator,
                        show_progress: bool = True) -> dict:
-    """LLM queries for the first ``max_queries`` pool chunks, then the free sources for every chunk."""
+    """LLM queries for the first ``max_queries`` training chunks and ``max_heldout_queries`` held-out
+    chunks of the pool, then the free sources for every chunk."""
     pool = run.pool()
-    if "llm" in config.pair_sources:
-        chunks = pool.chunks[: config.max_queries] if config.max_queries else pool.chunks
-    else:
-        chunks = []
+    chunks = llm_chunks(pool, config) if "llm" in config.pair_sources else []
     templates = {t.template_id: t for t in TEMPLATES}
     plan = {c.chunk_id: assign(c, tasks, config.seed) for c in chunks}
     pending = list(chunks)
@@ -108,7 +118,9 @@ def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm
     if "title" in config.pair_sources:
         ordered += title_pairs(pool.chunks, pool.split)
     if "cloze" in config.pair_sources:
-        ordered += cloze_pairs(pool.chunks, pool.split, config.cloze_per_chunk, config.seed + 11)
+        for split, per_chunk in (("train", config.cloze_per_chunk), ("heldout", config.heldout_cloze_per_chunk)):
+            ordered += cloze_pairs([c for c in pool.chunks if pool.split[c.chunk_id] == split], pool.split,
+                                   per_chunk, config.seed + 11, first_pair=sum(p.source == "cloze" for p in ordered))
     write_jsonl(run.pairs_file, ordered)
     write_jsonl(run.rejections, rejections)
     reasons = Counter(r.reason for r in rejections)

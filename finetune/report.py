@@ -144,9 +144,10 @@ def markdown(report: dict) -> str:
                         ["name", "step", metric, *source_columns, f"recall@{metric.split('@')[1]}", "best"]) + [""]
         verdict = ev.get("verdict") or {}
         guard = ev.get("guard") or {}
-        lines += [(f"Gain of the best checkpoint over the base: {ev['gain']:+.4f} {metric} (all held-out queries); "
-                  f"on the {ev.get('confirm_queries')} confirm-half queries {verdict.get('confirm_gain')} "
-                  f"(95% {verdict.get('confirm_interval')}). Guard ({guard.get('data')}): {guard}."), "",
+        lines += [(f"Gain of the best checkpoint over the base: {ev['gain']:+.4f} {metric} on "
+                  f"{ev['heldout_queries']} held-out queries from {ev.get('heldout_chunks')} chunks (95% "
+                  f"{verdict.get('interval')}, simultaneous over the {verdict.get('checkpoints_compared')} "
+                  f"checkpoints compared). Guard ({guard.get('data')}): {guard}."), "",
                   f"**Verdict: {verdict.get('reason', '')}**", "", "![metrics](metrics.png)", ""]
     suite = ev.get("suite")
     if suite:

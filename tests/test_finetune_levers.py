@@ -19,7 +19,7 @@ from finetune.evaluate import guard_pairs
 from finetune.lexical import PoolBM25
 from finetune.losses import margin_mse
 from finetune.records import TrainingExample
-from finetune.selection import decide, half_of, stratified_bootstrap
+from finetune.selection import best_checkpoint, decide, macro_mean, simultaneous_intervals
 from finetune.sources import cloze_pairs, split_sentences, title_pairs
 from finetune.teacher import Teacher, parse_teacher, positive_ranks
 from indexing.records import Chunk
@@ -90,6 +90,20 @@ def test_cloze_pairs_cut_a_sentence_out_of_its_positive():
     assert pairs == cloze_pairs([c], {"r": "heldout"}, per_chunk=2, seed=3)  # stable for a seed
     assert cloze_pairs([chunk("s", "One sentence only, nothing more to it here.")], {"s": "train"}, 2, 0) == []
     assert len(split_sentences(text)) == 3
+
+
+def test_training_and_heldout_chunks_have_their_own_llm_allotments():
+    from types import SimpleNamespace
+
+    from finetune.generate import llm_chunks
+
+    chunks = [chunk(f"k{i}", f"text {i}") for i in range(10)]
+    split = {c.chunk_id: "heldout" if i % 3 == 0 else "train" for i, c in enumerate(chunks)}
+    pool = SimpleNamespace(chunks=chunks, split=split)
+    picked = llm_chunks(pool, DomainConfig(max_queries=3, max_heldout_queries=1))
+    assert [c.chunk_id for c in picked] == ["k0", "k1", "k2", "k4"]  # pool order kept
+    assert len(llm_chunks(pool, DomainConfig(max_queries=None, max_heldout_queries=None))) == 10
+    assert [c.chunk_id for c in llm_chunks(pool, DomainConfig(max_queries=0, max_heldout_queries=2))] == ["k0", "k3"]
 
 
 # ---- the lexical teacher -------------------------------------------------------------------
@@ -177,22 +191,46 @@ def test_a_batch_never_takes_another_view_of_a_rows_chunk_as_its_negative(minilm
 def test_selection_ships_a_checkpoint_only_beyond_noise_and_within_the_guard():
     rng = np.random.default_rng(0)
     sources = ["llm"] * 60 + ["cloze"] * 60
-    noise = rng.normal(0, 0.2, 120)
-    assert decide("step-40", noise, sources, 2000, None, 0.01).recommended == "base"
-    clear = 0.15 + rng.normal(0, 0.05, 120)
-    verdict = decide("step-40", clear, sources, 2000, 0.002, 0.01)
+    noise = rng.normal(0, 0.2, (3, 120))
+    gains, lows, highs = simultaneous_intervals(noise, sources, resamples=2000)
+    i = best_checkpoint(["step-20", "step-40", "step-60"], gains)
+    assert decide("step-40", gains[i], (lows[i], highs[i]), None, 0.01, 3).recommended == "base"
+    clear = 0.15 + rng.normal(0, 0.05, (1, 120))
+    gains, lows, highs = simultaneous_intervals(clear, sources, resamples=2000)
+    verdict = decide("step-40", gains[0], (lows[0], highs[0]), 0.002, 0.01)
     assert verdict.recommended == "step-40" and verdict.interval[0] > 0
-    refused = decide("step-40", clear, sources, 2000, 0.05, 0.01)
+    refused = decide("step-40", gains[0], (lows[0], highs[0]), 0.05, 0.01)
     assert refused.recommended == "base" and "guard" in refused.reason
-    assert decide("step-40", np.zeros(0), [], 100, None, 0.01).recommended == "base"
+    assert decide("step-40", float("nan"), (float("nan"), float("nan")), None, 0.01).recommended == "base"
 
 
-def test_bootstrap_is_stratified_and_halves_are_stable():
+def test_the_best_of_many_checkpoints_pays_for_being_chosen():
+    """Pure-noise checkpoints: the best of twenty looks better than zero on the same queries; the
+    simultaneous bound does not ship it, where the bound of one checkpoint alone often would."""
+    sources = ["llm"] * 80
+    shipped_alone = shipped_jointly = 0
+    for seed in range(40):
+        noise = np.random.default_rng(seed).normal(0, 0.2, (20, 80))
+        gains, lows, _ = simultaneous_intervals(noise, sources, resamples=500, seed=seed)
+        i = best_checkpoint([f"s{j}" for j in range(20)], gains)
+        _, alone, _ = simultaneous_intervals(noise[i:i + 1], sources, resamples=500, seed=seed)
+        shipped_alone += alone[0] > 0
+        shipped_jointly += lows[i] > 0
+    assert shipped_alone >= 10 and shipped_jointly <= 3
+
+
+def test_bootstrap_is_stratified_and_resamples_whole_chunks():
     diff = np.array([1.0] * 10 + [0.0] * 1000)
-    low, high = stratified_bootstrap(diff, ["small"] * 10 + ["big"] * 1000, 500)
-    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)  # the macro mean: each source weighs half
-    halves = [half_of(f"q{i}") for i in range(2000)]
-    assert 0.45 < halves.count("select") / 2000 < 0.55 and halves == [half_of(f"q{i}") for i in range(2000)]
+    gains, low, high = simultaneous_intervals(diff, ["small"] * 10 + ["big"] * 1000, resamples=500)
+    assert gains[0] == pytest.approx(0.5) and low[0] == pytest.approx(0.5) and high[0] == pytest.approx(0.5)
+    # ten queries cut from each of 8 chunks: the chunk, not the query, is the unit of evidence
+    rng = np.random.default_rng(1)
+    by_chunk = np.repeat(rng.normal(0.05, 0.2, 8), 10)
+    clusters = [f"c{i // 10}" for i in range(80)]
+    _, per_query_low, _ = simultaneous_intervals(by_chunk, ["cloze"] * 80, None, 2000)
+    _, per_chunk_low, _ = simultaneous_intervals(by_chunk, ["cloze"] * 80, clusters, 2000)
+    assert per_chunk_low[0] < per_query_low[0]
+    assert macro_mean(np.array([1.0, 1.0, 0.0]), ["a"] * 3, ["x", "x", "y"]) == pytest.approx(0.5)
     # held-out queries have one relevant chunk: eval.metrics' nDCG@10 at rank r is 1/log2(r+1)
     ranked = [f"c{i}" for i in range(1, 12)]
     assert [ndcg_at_k(ranked, {f"c{r}": 1}, 10) for r in (1, 3, 11)] == pytest.approx([1.0, 0.5, 0.0])
