@@ -8,6 +8,7 @@ drops queries and qrels, which keeps the evaluation on real queries honest.
 
 from __future__ import annotations
 
+import math
 import random
 
 from tqdm.auto import tqdm
@@ -48,11 +49,12 @@ def chunk_config_for(window: int, chunk_size: int | None) -> ChunkConfig:
 
 def sample_pool(documents: list[Document], chunker, max_chunks: int, max_per_doc: int, seed: int,
                 show_progress: bool = True) -> tuple[list[Chunk], int]:
-    """Chunks of randomly ordered documents, at most ``max_per_doc`` each, until ``max_chunks``.
+    """Chunks of randomly ordered documents, at most ``per_document_cap(...)`` each, until ``max_chunks``.
 
     Documents are chunked only until the pool is full, so a huge corpus costs what the pool needs.
     Returns the pool and the number of documents chunked.
     """
+    max_per_doc = per_document_cap(max_chunks, max_per_doc, len(documents))
     rng = random.Random(seed)
     order = list(range(len(documents)))
     rng.shuffle(order)
@@ -77,6 +79,13 @@ def sample_pool(documents: list[Document], chunker, max_chunks: int, max_per_doc
                 if len(pool) >= max_chunks:
                     return pool, done
     return pool, done
+
+
+def per_document_cap(max_chunks: int, max_per_doc: int, documents: int) -> int:
+    """Chunks one document may give: ``max_per_doc``, less when the corpus has enough documents to fill
+    the pool with fewer. A pool spread over more documents covers more of the domain, and a title or
+    cloze query then has no sibling chunk of its own document in the pool scored as a wrong answer."""
+    return max(1, min(max_per_doc, math.ceil(max_chunks / max(documents, 1))))
 
 
 def split_by_document(chunks: list[Chunk], heldout_fraction: float, seed: int) -> dict[str, str]:
@@ -123,6 +132,8 @@ def run_chunk_stage(config: DomainConfig, run: RunDir, show_progress: bool = Tru
         "chunks": len(pool),
         "train_chunks": sum(1 for s in split.values() if s == "train"),
         "heldout_chunks": sum(1 for s in split.values() if s == "heldout"),
+        "chunks_per_document_cap": per_document_cap(config.max_chunks, config.max_chunks_per_doc,
+                                                    len(report.documents)),
         "chunk_size": chunk_config.chunk_size,
         "chunk_overlap": chunk_config.chunk_overlap,
         "notes": report.notes[:5],

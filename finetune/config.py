@@ -55,7 +55,9 @@ class DomainConfig:
 
     # --- 1. chunk
     max_chunks: int = setting("chunk", 1200)  #: chunk pool the run works on (sampled from the corpus)
-    max_chunks_per_doc: int = setting("chunk", 4)  #: so long documents cannot fill the pool alone
+    #: so long documents cannot fill the pool alone; fewer when the corpus has documents enough
+    #: (``finetune.chunk.per_document_cap``: 1 on a corpus of more documents than ``max_chunks``)
+    max_chunks_per_doc: int = setting("chunk", 4)
     #: tokens; default: ``finetune.chunk.DEFAULT_MAX_CHUNK_TOKENS``, or what fits the base if that is less
     chunk_size: int | None = setting("chunk", None)
     heldout_fraction: float = setting("chunk", 0.2)  #: share of chunks whose queries only evaluate

@@ -82,9 +82,12 @@ def resolve_config(overrides: dict, config_file: str | None = None, from_stage: 
             stage = FIELD_STAGE[key]
             redo_from = STAGES.index(from_stage) if from_stage else len(STAGES)
             if stage in done and redo_from > STAGES.index(stage):
+                made = (f"made with {key}={saved[key]!r}" if key in saved
+                        else f"made before the setting {key} existed")
                 raise RunDirError(
-                    f"{run_dir} was made with {key}={saved.get(key)!r}; you asked for {getattr(merged, key)!r}. "
-                    f"Rerun with --from-stage {stage} (stages from there are redone) or use another --run-dir.")
+                    f"{run_dir} was {made}; you asked for {getattr(merged, key)!r}. "
+                    f"Rerun with --from-stage {stage} (stages from there are redone; cached LLM answers are "
+                    "reused) or use another --run-dir.")
     return merged
 
 

@@ -14,7 +14,7 @@ import torch
 
 from finetune.batching import plan_batches
 from finetune.brainstorm import check_task, collect_tasks
-from finetune.chunk import sample_pool, split_by_document
+from finetune.chunk import per_document_cap, sample_pool, split_by_document
 from finetune.config import DomainConfig
 from finetune.domain import resolve_config
 from finetune.filters import (
@@ -307,12 +307,16 @@ def test_pool_sampling_caps_per_document_and_split_is_by_document():
     def chunker(batch):
         return chunk_documents(batch, ChunkConfig(chunk_size=40, chunk_overlap=0), str.split)
 
-    pool, chunked = sample_pool(docs, chunker, max_chunks=12, max_per_doc=3, seed=0, show_progress=False)
-    assert len(pool) == 12 and chunked == 4
+    pool, chunked = sample_pool(docs, chunker, max_chunks=24, max_per_doc=5, seed=0, show_progress=False)
+    assert len(pool) == 24 and chunked == 8  # 8 documents can fill 24 places at 3 each: the cap spreads to all
     per_doc = {}
     for c in pool:
         per_doc[c.doc_id] = per_doc.get(c.doc_id, 0) + 1
-    assert max(per_doc.values()) <= 3
+    assert set(per_doc.values()) == {3}
+    pool, chunked = sample_pool(docs, chunker, max_chunks=12, max_per_doc=1, seed=0, show_progress=False)
+    assert len(pool) == 8 and chunked == 8  # the setting still caps: 8 documents give 8 chunks
+    assert [per_document_cap(1200, 4, n) for n in (5183, 1200, 400, 197, 0)] == [1, 1, 3, 4, 4]
+    pool, _ = sample_pool(docs, chunker, max_chunks=12, max_per_doc=3, seed=0, show_progress=False)
     split = split_by_document(pool, 0.25, seed=0)
     heldout_docs = {c.doc_id for c in pool if split[c.chunk_id] == "heldout"}
     train_docs = {c.doc_id for c in pool if split[c.chunk_id] == "train"}
