@@ -249,6 +249,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="transformers batch (default: the stage's)")
     parser.add_argument("--temperature", type=float, default=None, help="default: the stage's (DomainConfig)")
     parser.add_argument("--processes", type=int, default=2, help="worker processes for that variant (0: skip)")
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="prompts each llama.cpp context decodes together on the new path (default: "
+                             "linqrag.generation.llamacpp.DEFAULT_PARALLEL); the variants stay one at a time")
     parser.add_argument("--no-variants", action="store_true", help="only the two paths and their ratio")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -266,11 +269,18 @@ def main(argv=None) -> int:
         show(r)
         rows.append(r)
 
+    from linqrag.generation import llamacpp
+
     current, _ = bench_transformers(messages, gen_config, args.threads, batch_size)
     record(current)
-    new, new_answers, gen = bench_llama(messages, gen_config, args.threads, None, "batch", label="new: ")
+    default_parallel = llamacpp.DEFAULT_PARALLEL
+    llamacpp.DEFAULT_PARALLEL = args.parallel or default_parallel
+    new, new_answers, gen = bench_llama(messages, gen_config, args.threads, None, "batch",
+                                        label=f"new: {llamacpp.DEFAULT_PARALLEL} "
+                                              "prompts decoded together, ")
     record(new)
     del gen
+    llamacpp.DEFAULT_PARALLEL = 1  # the variants below: one prompt at a time
     ratio = new["queries_per_minute"] / current["queries_per_minute"]
     if not args.no_variants:
         # prefix reuse, isolated: one single-thread context, the same prompts three ways

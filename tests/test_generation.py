@@ -388,3 +388,54 @@ def test_sse_parser_rejects_garbage():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="local"):
         load_generator("nope")
+
+
+# ---- llama.cpp, batched decoding ----------------------------------------------------------------
+
+
+def test_sampling_is_greedy_at_zero_keeps_to_the_nucleus_and_penalises_repeats():
+    import numpy as np
+
+    from linqrag.generation.llamacpp_batch import common_prefix, prompt_rng, sample_token
+
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    assert sample_token(logits, GenerationConfig(), prompt_rng(0, [1])) == 0
+    nucleus = GenerationConfig(temperature=1.0, top_p=0.7, seed=1)
+    rng = prompt_rng(1, [1, 2])
+    drawn = {sample_token(logits, nucleus, rng) for _ in range(300)}
+    assert drawn == {0, 1}  # 0.5 + 0.3 reach 0.7: tokens 2 and 3 are outside the nucleus
+    wide = {sample_token(logits, GenerationConfig(temperature=1.0, seed=1), rng) for _ in range(300)}
+    assert wide == {0, 1, 2, 3}
+    penalised = GenerationConfig(repetition_penalty=10.0)
+    assert sample_token(np.array([2.0, 1.0, -1.0]), penalised, rng, previous=[0]) == 1
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert common_prefix([[1, 2], [1, 2, 3]]) == 1  # each prompt keeps a token of its own
+    a = prompt_rng(3, [5, 6]).random(3).tolist()
+    assert a == prompt_rng(3, [5, 6]).random(3).tolist() and a != prompt_rng(3, [5, 7]).random(3).tolist()
+
+
+@pytest.fixture(scope="module")
+def llama_batched():
+    if LLAMA_SKIP:
+        pytest.skip(LLAMA_SKIP)
+    from linqrag.generation.llamacpp import LlamaCppGenerator
+
+    return LlamaCppGenerator("smollm2", n_threads=2, parallel=2)
+
+
+@needs_llama_cpp
+def test_batched_decoding_answers_in_any_grouping_within_limits(llama_batched, llama):
+    gen = llama_batched
+    assert gen.name == "local:smollm2:llama.cpp-batched2"  # its own cache key: its own sampler
+    sampled = GenerationConfig(max_new_tokens=10, temperature=0.9, top_p=0.95, seed=7)
+    answers = gen.generate_batch(CHATS, sampled)
+    assert all(a.strip() for a in answers)
+    assert gen.generate_batch(CHATS[::-1], sampled) == answers[::-1]  # an answer does not depend on its group
+    assert all(gen.count_tokens(a) <= 11 for a in answers)
+    greedy = GenerationConfig(max_new_tokens=8)
+    assert gen.generate_batch(CHATS[:1], greedy) == [llama.generate(CHATS[0], greedy)]  # a clear answer: the same
+    free = gen.generate_batch(CHATS[2:], GenerationConfig(max_new_tokens=16))[0]
+    words = free.split()
+    stop = " " + words[2]
+    cut = gen.generate_batch(CHATS[2:] * 2, GenerationConfig(max_new_tokens=16, stop=(stop,)))
+    assert cut == [free[: free.index(stop)]] * 2

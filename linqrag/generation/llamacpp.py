@@ -22,6 +22,9 @@ from linqrag.generation.config import (
 from linqrag.generation.models import resolve_gguf
 from linqrag.generation.text import check_messages, cut_at_stop, cut_stream_at_stop, fit_to_window
 
+#: Prompts one context decodes together in ``generate_batch`` (``linqrag.generation.llamacpp_batch``).
+DEFAULT_PARALLEL = 1
+
 
 @functools.lru_cache(maxsize=1)
 def llama_cpp_available() -> bool:
@@ -132,7 +135,8 @@ class LlamaCppGenerator:
     backend = "llama.cpp"
 
     def __init__(self, model: str = "smollm2", n_threads: int | None = None, n_ctx: int = 2048,
-                 n_batch: int = 512, instances: int | None = None, verbose: bool = False) -> None:
+                 n_batch: int = 512, instances: int | None = None, verbose: bool = False,
+                 parallel: int | None = None) -> None:
         if not llama_cpp_available():
             raise GeneratorUnavailable("llama-cpp-python is not installed: `make llama-cpp` "
                                        "(or `pip install llama-cpp-python`), or use the transformers backend")
@@ -167,7 +171,11 @@ class LlamaCppGenerator:
         self._random_seed = llama_cpp.LLAMA_DEFAULT_SEED
         self.template = _ChatTemplate(self.llm.metadata.get("tokenizer.chat_template"),
                                       self._token_text(self.llm.token_bos()), self._token_text(self.llm.token_eos()))
-        self.name = f"local:{display}:llama.cpp"
+        #: prompts decoded together by one context in :meth:`generate_batch` (1: one at a time)
+        self.parallel = max(1, int(parallel if parallel is not None else DEFAULT_PARALLEL))
+        self._decoders: dict[int, object] = {}
+        # batched answers are sampled by our own sampler, not llama.cpp's: cached under their own name
+        self.name = f"local:{display}:llama.cpp" + (f"-batched{self.parallel}" if self.parallel > 1 else "")
         self.stats = {"calls": 0, "prompt_tokens": 0, "reused_tokens": 0, "new_tokens": 0}
         self._free = list(range(self.instances))
         self._pool = threading.Condition()
@@ -178,6 +186,32 @@ class LlamaCppGenerator:
 
     def _token_text(self, token: int) -> str:
         return self.llm._model.token_get_text(token) if token >= 0 else ""
+
+    def _decoder(self, index: int):
+        """Context ``index``'s batched decoder, made on first use (its KV cache holds a whole group)."""
+        from linqrag.generation.llamacpp_batch import BatchDecoder
+
+        if index not in self._decoders:
+            decoder = BatchDecoder(self.llms[index], self.parallel, min(self.parallel * self.window, 16384),
+                                   self.threads_per_instance)
+            weakref.finalize(self, decoder.close)
+            self._decoders[index] = decoder
+        return self._decoders[index]
+
+    def _answer_group(self, index: int, group: list[list[int]], config: GenerationConfig) -> list[str]:
+        """Answers of prompts decoded together in context ``index``'s batched decoder."""
+        llm = self.llms[index]
+
+        def finished(tokens: list[int]) -> bool:
+            return bool(config.stop) and any(
+                s in llm.detokenize(tokens).decode("utf-8", errors="replace") for s in config.stop)
+
+        outs = self._decoder(index).generate(group, config, self._is_eog, finished)
+        with self._pool:
+            self.stats["calls"] += len(group)
+            self.stats["prompt_tokens"] += sum(len(p) for p in group)
+            self.stats["new_tokens"] += sum(len(o) for o in outs)
+        return [cut_at_stop(llm.detokenize(o).decode("utf-8", errors="replace"), config.stop) for o in outs]
 
     # ---- prompt -> ids ---------------------------------------------------------------------
     def prompt_text(self, messages: Sequence[Message]) -> str:
@@ -295,7 +329,9 @@ class LlamaCppGenerator:
         order = sorted(range(len(prompts)), key=prompts.__getitem__)
         answers: list[str] = [""] * len(prompts)
         with tqdm(total=len(prompts), desc=f"generate[{self.name}]", unit="prompt", disable=not show_progress) as bar:
-            if self.instances == 1 or len(prompts) < 2:
+            if self.parallel > 1:
+                self._batched(prompts, order, answers, config, bar)
+            elif self.instances == 1 or len(prompts) < 2:
                 for i in order:
                     answers[i] = self._answer(prompts[i], config)
                     bar.update()
@@ -312,6 +348,28 @@ class LlamaCppGenerator:
                     for future in [pool.submit(run, order[k:k + size]) for k in range(0, len(order), size)]:
                         future.result()
         return answers
+
+    def _batched(self, prompts: list[list[int]], order: list[int], answers: list[str], config: GenerationConfig,
+                 bar) -> None:
+        """Groups of ``parallel`` consecutive prompts of the token order (shared prefixes together),
+        the groups shared out among the contexts, one thread each."""
+        groups = [order[k:k + self.parallel] for k in range(0, len(order), self.parallel)]
+
+        def run(index: int, mine: list[list[int]]) -> None:
+            for group in mine:
+                for i, text in zip(group, self._answer_group(index, [prompts[i] for i in group], config),
+                                   strict=True):
+                    answers[i] = text
+                bar.update(len(group))
+
+        size = -(-len(groups) // self.instances)
+        parts = [groups[k:k + size] for k in range(0, len(groups), size)]
+        if len(parts) == 1:
+            run(0, parts[0])
+            return
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="linqrag-llama") as pool:
+            for future in [pool.submit(run, index, part) for index, part in enumerate(parts)]:
+                future.result()
 
     def stream(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; stopping the iteration early stops the model too."""
