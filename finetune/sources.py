@@ -58,7 +58,7 @@ def title_pairs(chunks: Sequence[Chunk], split: dict[str, str], min_words: int =
         seen_doc.setdefault(c.doc_id, c)
     titles: dict[str, int] = {}
     for c in seen_doc.values():
-        key = c.title.strip().lower()
+        key = " ".join(c.title.split()).lower()  # the same spelling the lookup below uses
         titles[key] = titles.get(key, 0) + 1
     out: list[SyntheticPair] = []
     for c in seen_doc.values():

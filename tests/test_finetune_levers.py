@@ -77,6 +77,9 @@ def test_title_pairs_pair_a_real_title_with_its_body_only():
     assert [(p.chunk_id, p.query, p.source, p.task_id) for p in pairs] == [
         ("a", "Honey bee communication", "title", "title")]
     assert pairs[0].positive_text == chunks[0].text and "Honey bee" not in pairs[0].positive_text
+    # a title with runs of spaces (NFCorpus has them) is counted and looked up in one spelling
+    spaced = [chunk("e", "A body that is long enough to be a passage here.", "Serum  vitamin D in\nEast Africa ")]
+    assert [p.query for p in title_pairs(spaced, {"e": "train"})] == ["Serum vitamin D in East Africa"]
 
 
 def test_cloze_pairs_cut_a_sentence_out_of_its_positive():
