@@ -273,8 +273,7 @@ def main(argv=None) -> int:
 
     current, _ = bench_transformers(messages, gen_config, args.threads, batch_size)
     record(current)
-    default_parallel = llamacpp.DEFAULT_PARALLEL
-    llamacpp.DEFAULT_PARALLEL = args.parallel or default_parallel
+    llamacpp.DEFAULT_PARALLEL = args.parallel or llamacpp.DEFAULT_PARALLEL
     new, new_answers, gen = bench_llama(messages, gen_config, args.threads, None, "batch",
                                         label=f"new: {llamacpp.DEFAULT_PARALLEL} "
                                               "prompts decoded together, ")

@@ -28,16 +28,21 @@ LEVEL = 0.975
 
 def macro_mean(values: np.ndarray, sources: Sequence[str], clusters: Sequence[str] | None = None) -> float:
     """Mean over sources of each source's mean (of its clusters' means, when clusters are given)."""
-    values = np.atleast_2d(np.asarray(values, dtype=float))
-    sources = np.asarray(sources)
     if not len(sources):
         return 0.0
-    clusters = np.asarray(clusters if clusters is not None else np.arange(len(sources)).astype(str))
-    return float(np.mean([g.mean(axis=1) for g in _cluster_means(values, sources, clusters)], axis=0)[0])
+    return float(_macro(_cluster_means(np.atleast_2d(np.asarray(values, dtype=float)), sources, clusters))[0])
 
 
-def _cluster_means(diffs: np.ndarray, sources: np.ndarray, clusters: np.ndarray) -> list[np.ndarray]:
-    """Per source, a (checkpoints, clusters) array of each cluster's mean difference."""
+def _macro(groups: list[np.ndarray]) -> np.ndarray:
+    """Per checkpoint, the mean over sources of each source's mean over its clusters."""
+    return np.mean([g.mean(axis=1) for g in groups], axis=0)
+
+
+def _cluster_means(diffs: np.ndarray, sources: Sequence[str], clusters: Sequence[str] | None) -> list[np.ndarray]:
+    """Per source, a (checkpoints, clusters) array of each cluster's mean difference; each query is its
+    own cluster when ``clusters`` is None."""
+    sources = np.asarray(sources)
+    clusters = np.asarray(clusters if clusters is not None else np.arange(diffs.shape[1]).astype(str))
     out = []
     for source in np.unique(sources):
         mask = sources == source
@@ -57,10 +62,8 @@ def simultaneous_intervals(diffs: np.ndarray, sources: Sequence[str], clusters: 
     each query its own cluster when ``clusters`` is None). Returns ``(gains, lows, highs)``.
     """
     diffs = np.atleast_2d(np.asarray(diffs, dtype=float))
-    sources = np.asarray(sources)
-    clusters = np.asarray(clusters if clusters is not None else np.arange(diffs.shape[1]).astype(str))
     groups = _cluster_means(diffs, sources, clusters)
-    gains = np.mean([g.mean(axis=1) for g in groups], axis=0)
+    gains = _macro(groups)
     if resamples <= 0:
         nan = np.full(len(gains), np.nan)
         return gains, nan, nan

@@ -330,45 +330,36 @@ class LlamaCppGenerator:
         answers: list[str] = [""] * len(prompts)
         with tqdm(total=len(prompts), desc=f"generate[{self.name}]", unit="prompt", disable=not show_progress) as bar:
             if self.parallel > 1:
-                self._batched(prompts, order, answers, config, bar)
-            elif self.instances == 1 or len(prompts) < 2:
-                for i in order:
-                    answers[i] = self._answer(prompts[i], config)
-                    bar.update()
-            else:
-                # one contiguous run of the token order per context: each keeps its prefix groups together
-                size = -(-len(order) // self.instances)
+                # groups of ``parallel`` consecutive prompts of the token order, each decoded together
+                # in its context's batched decoder
+                def run(index: int, groups: list[list[int]]) -> None:
+                    for group in groups:
+                        texts = self._answer_group(index, [prompts[i] for i in group], config)
+                        for i, text in zip(group, texts, strict=True):
+                            answers[i] = text
+                        bar.update(len(group))
 
-                def run(part: list[int]) -> None:
+                self._share_out([order[k:k + self.parallel] for k in range(0, len(order), self.parallel)], run)
+            else:
+                def run(_index: int, part: list[int]) -> None:  # a free context is taken per prompt
                     for i in part:
                         answers[i] = self._answer(prompts[i], config)
                         bar.update()
 
-                with ThreadPoolExecutor(self.instances, thread_name_prefix="linqrag-llama") as pool:
-                    for future in [pool.submit(run, order[k:k + size]) for k in range(0, len(order), size)]:
-                        future.result()
+                self._share_out(order, run)
         return answers
 
-    def _batched(self, prompts: list[list[int]], order: list[int], answers: list[str], config: GenerationConfig,
-                 bar) -> None:
-        """Groups of ``parallel`` consecutive prompts of the token order (shared prefixes together),
-        the groups shared out among the contexts, one thread each."""
-        groups = [order[k:k + self.parallel] for k in range(0, len(order), self.parallel)]
-
-        def run(index: int, mine: list[list[int]]) -> None:
-            for group in mine:
-                for i, text in zip(group, self._answer_group(index, [prompts[i] for i in group], config),
-                                   strict=True):
-                    answers[i] = text
-                bar.update(len(group))
-
-        size = -(-len(groups) // self.instances)
-        parts = [groups[k:k + size] for k in range(0, len(groups), size)]
-        if len(parts) == 1:
-            run(0, parts[0])
+    def _share_out(self, items: list, work) -> None:
+        """``work(index, run)`` for one contiguous run of ``items`` per context, side by side in threads
+        (a run keeps its prompts' shared prefixes together); in this thread when there is one run."""
+        size = max(1, -(-len(items) // self.instances))
+        runs = [items[k:k + size] for k in range(0, len(items), size)]
+        if len(runs) <= 1:
+            for run in runs:
+                work(0, run)
             return
-        with ThreadPoolExecutor(len(parts), thread_name_prefix="linqrag-llama") as pool:
-            for future in [pool.submit(run, index, part) for index, part in enumerate(parts)]:
+        with ThreadPoolExecutor(len(runs), thread_name_prefix="linqrag-llama") as pool:
+            for future in [pool.submit(work, index, run) for index, run in enumerate(runs)]:
                 future.result()
 
     def stream(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> Iterator[str]:

@@ -1,7 +1,9 @@
 """Batched decoding in llama.cpp: several prompts decoded together in one context, one token each per step.
 
-On a CPU one decode step of a small model is bound by reading its weights, so decoding 8
-sequences in one ``llama_decode`` call costs far less than 8 calls. The prompts of a group share
+Where a decode step is bound by reading the weights (bigger models, more threads), decoding 8
+sequences in one ``llama_decode`` call costs far less than 8 calls; for SmolLM2 on one thread of
+the 2-core CI machine it did not pay (bench/RESULTS.md, "Batched decoding"), so the generator's
+``parallel`` defaults to 1. The prompts of a group share
 their common prefix (the stage's system and few-shot turns): it is evaluated once in sequence 0
 and copied to the others in the KV cache (``llama_memory_seq_cp``), then each prompt's own suffix
 is evaluated in its sequence. Sampling (temperature, then top-p) is done here in numpy with a
@@ -119,11 +121,11 @@ class BatchDecoder:
             return []
         if len(prompts) > self.n_seq:
             raise ValueError(f"{len(prompts)} prompts for a context of {self.n_seq} sequences")
-        need = common_prefix(prompts) + sum(len(p) - common_prefix(prompts) + config.max_new_tokens for p in prompts)
+        shared = common_prefix(prompts)
+        need = shared + sum(len(p) - shared + config.max_new_tokens for p in prompts)
         if need > self.n_ctx:
             raise ValueError(f"the group needs {need} cache cells, the context has {self.n_ctx}")
         self._lib.llama_memory_clear(self.memory, True)
-        shared = common_prefix(prompts)
         if shared:
             self._decode([(t, i, 0, False) for i, t in enumerate(prompts[0][:shared])])
             for seq in range(1, len(prompts)):
