@@ -70,7 +70,7 @@ class DomainConfig:
     api_key_env: str = setting(None, "OPENAI_API_KEY")
     generator_deadline: float = setting(None, 300.0)  #: seconds one endpoint request may take, retries included
     generation_cache: str | None = setting(None, None)  #: share LLM outputs across runs (default: inside the run dir)
-    generator_batch_size: int = setting(None, 8)
+    generator_batch_size: int = setting(None, 32)
     brainstorm_calls: int = setting("brainstorm", 4)
     brainstorm_passages: int = setting("brainstorm", 3)
     max_tasks: int = setting("brainstorm", 6)

@@ -439,3 +439,38 @@ def test_batched_decoding_answers_in_any_grouping_within_limits(llama_batched, l
     stop = " " + words[2]
     cut = gen.generate_batch(CHATS[2:] * 2, GenerationConfig(max_new_tokens=16, stop=(stop,)))
     assert cut == [free[: free.index(stop)]] * 2
+
+
+# ---- transformers, our own decode loop ------------------------------------------------------------
+
+
+def test_own_decoder_matches_model_generate_greedy_and_answers_do_not_depend_on_the_batch():
+    from linqrag.generation.local import LocalHFGenerator
+
+    msgs = [[{"role": "user", "content": "Name three fruits."}],
+            [{"role": "user", "content": "Write one sentence about the sea, the moon and how tides form."}],
+            [{"role": "user", "content": "Say hi"}]]
+    ours = LocalHFGenerator("smollm2", dtype="fp32", batch_size=3)
+    theirs = LocalHFGenerator("smollm2", dtype="fp32", batch_size=3, decoder="transformers")
+    greedy = GenerationConfig(max_new_tokens=24)
+    assert ours.generate_batch(msgs, greedy) == theirs.generate_batch(msgs, greedy)  # left padding, positions
+    sampled = GenerationConfig(max_new_tokens=24, temperature=0.7, top_p=0.9, seed=5, stop=("}",))
+    together = ours.generate_batch(msgs, sampled)
+    assert together == [ours.generate(m, sampled) for m in msgs]  # a finished row leaves; the rest go on
+    assert together != ours.generate_batch(msgs, sampled.with_overrides(seed=6))
+
+
+def test_nucleus_from_candidates_equals_a_full_sort():
+    import numpy as np
+
+    from linqrag.generation.sampling import CANDIDATES, nucleus
+
+    rng = np.random.default_rng(0)
+    for scale in (0.5, 3.0, 8.0):  # flat (falls back to the full sort) to peaked (candidates suffice)
+        logits = rng.normal(0, scale, 5000)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs, kind="stable")
+        full = order[: int(np.searchsorted(np.cumsum(probs[order]), 0.9)) + 1]
+        assert nucleus(probs, 0.9).tolist() == full.tolist()
+    assert CANDIDATES < 5000

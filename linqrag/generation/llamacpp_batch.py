@@ -6,48 +6,20 @@ the 2-core CI machine it did not pay (bench/RESULTS.md, "Batched decoding"), so 
 ``parallel`` defaults to 1. The prompts of a group share
 their common prefix (the stage's system and few-shot turns): it is evaluated once in sequence 0
 and copied to the others in the KV cache (``llama_memory_seq_cp``), then each prompt's own suffix
-is evaluated in its sequence. Sampling (temperature, then top-p) is done here in numpy with a
-generator seeded by ``config.seed`` and the prompt's own tokens, so an answer does not depend on
+is evaluated in its sequence. Sampling is :mod:`linqrag.generation.sampling`'s (numpy, a
+generator seeded by ``config.seed`` and the prompt's own tokens), so an answer does not depend on
 which prompts shared its group, and a cache of answers stays valid.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from linqrag.generation.config import GenerationConfig
-
-
-def prompt_rng(seed: int | None, ids: Sequence[int]) -> np.random.Generator:
-    """A generator for one prompt: the same prompt and seed give the same answer in any group."""
-    digest = hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).digest()
-    return np.random.default_rng([seed if seed is not None else 0, int.from_bytes(digest[:8], "little")])
-
-
-def sample_token(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator,
-                 previous: Sequence[int] = ()) -> int:
-    """Greedy at temperature 0; otherwise temperature then nucleus (top-p) sampling, after the
-    repetition penalty (CTRL's rule, as transformers applies it) on ``previous`` tokens."""
-    logits = logits.astype(np.float64, copy=True)
-    if config.repetition_penalty != 1.0 and len(previous):
-        seen = np.unique(np.asarray(previous))
-        values = logits[seen]
-        logits[seen] = np.where(values > 0, values / config.repetition_penalty, values * config.repetition_penalty)
-    if config.greedy:
-        return int(np.argmax(logits))
-    logits /= config.temperature
-    logits -= logits.max()
-    probs = np.exp(logits)
-    probs /= probs.sum()
-    order = np.argsort(-probs, kind="stable")
-    cumulative = np.cumsum(probs[order])
-    keep = order[: int(np.searchsorted(cumulative, config.top_p)) + 1]
-    kept = probs[keep] / probs[keep].sum()
-    return int(keep[rng.choice(len(keep), p=kept)])
+from linqrag.generation.sampling import prompt_rng, sample_token
 
 
 def common_prefix(prompts: Sequence[Sequence[int]]) -> int:

@@ -76,7 +76,7 @@ def load_generator(
     *,
     api_key_env: str | None = "OPENAI_API_KEY",
     device: str | None = None,
-    batch_size: int = 8,
+    batch_size: int = 32,
     backend: str | None = "auto",
     threads: int | None = None,
     instances: int | None = None,

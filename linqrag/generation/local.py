@@ -14,7 +14,42 @@ from linqrag.generation.config import (
     Message,
 )
 from linqrag.generation.models import resolve_local_model
+from linqrag.generation.sampling import prompt_rng, sample_token
 from linqrag.generation.text import check_messages, cut_at_stop, cut_stream_at_stop, fit_to_window
+
+#: Forces the transformers generator's dtype (``fp32``, ``bf16``, ``fp16``); default: :func:`default_dtype`.
+DTYPE_ENV = "LINQRAG_GENERATOR_DTYPE"
+DTYPES = ("fp32", "bf16", "fp16")
+
+
+def default_dtype(device_type: str) -> str:
+    """bf16 on CUDA and on CPUs with native bf16 matrix products (AMX, AVX-512 BF16), fp32 elsewhere.
+
+    On one AMX core SmolLM2 wrote 2.4x the queries a minute in bf16 (bench/RESULTS.md, "Generation
+    in bf16"); where bf16 is emulated it would be slower than fp32.
+    """
+    import os
+
+    from linqrag.hardware import cpu_has_native_bf16
+
+    forced = os.environ.get(DTYPE_ENV, "").strip().lower()
+    if forced:
+        if forced not in DTYPES:
+            raise ValueError(f"${DTYPE_ENV} must be one of {DTYPES}, got {forced!r}")
+        return forced
+    return "bf16" if device_type == "cuda" or cpu_has_native_bf16() else "fp32"
+
+
+def _cache_keyword(model) -> str:
+    """The forward keyword of the KV cache: ``cache`` in newer transformers, ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output):
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 class _Cancel:
@@ -35,6 +70,12 @@ class LocalHFGenerator:
     Prompts go through the tokenizer's chat template. Batches are left-padded so every row ends at
     the generation point; one lock serialises calls, because the app may call from several threads
     and one model instance must not run two generations at once.
+
+    ``generate_batch`` decodes with our own loop (``decoder="linqrag"``): one forward per step over
+    the rows still running (a finished row leaves the batch and its KV cache), the logits of the
+    last position only, and :mod:`linqrag.generation.sampling`'s sampler seeded per prompt, so an
+    answer does not depend on its batch. ``decoder="transformers"`` keeps ``model.generate`` (the
+    path before; ``stream`` always uses it).
     """
 
     def __init__(
@@ -42,7 +83,8 @@ class LocalHFGenerator:
         model: str = "smollm2",
         device: str | None = None,
         dtype: str | None = None,
-        batch_size: int = 8,
+        batch_size: int = 32,
+        decoder: str = "linqrag",
     ) -> None:
         from linqrag.settings import apply_offline_env
 
@@ -52,9 +94,10 @@ class LocalHFGenerator:
 
         path, display = resolve_local_model(model)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(
-            dtype or "", torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        )
+        if decoder not in ("linqrag", "transformers"):
+            raise ValueError(f"decoder must be 'linqrag' or 'transformers', got {decoder!r}")
+        self.dtype = dtype or default_dtype(self.device.type)
+        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.dtype]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device).eval()
@@ -66,6 +109,7 @@ class LocalHFGenerator:
             ) from error
         self.name = f"local:{display}"
         self.backend = "transformers"
+        self.decoder = decoder
         self.batch_size = batch_size
         self.tokenizer.padding_side = "left"
         self.pad_id = next(
@@ -75,7 +119,7 @@ class LocalHFGenerator:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"LocalHFGenerator({self.name}, device={self.device})"
+        return f"LocalHFGenerator({self.name}, device={self.device}, dtype={self.dtype}, decoder={self.decoder})"
 
     # ---- prompt -> ids ---------------------------------------------------------------------
     def prompt_text(self, messages: Sequence[Message]) -> str:
@@ -144,16 +188,69 @@ class LocalHFGenerator:
         with tqdm(total=len(prompts), desc=f"generate[{self.name}]", unit="prompt", disable=not show_progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 rows = order[start:start + self.batch_size]
-                inputs = self._inputs([prompts[i] for i in rows])
                 with self._lock, torch.inference_mode():
-                    self._seed(config)
-                    out = self.model.generate(**inputs, **self._decoding_kwargs(config))
-                width = inputs["input_ids"].shape[1]
+                    if self.decoder == "linqrag":
+                        new_ids = self._decode([prompts[i] for i in rows], config)
+                    else:
+                        inputs = self._inputs([prompts[i] for i in rows])
+                        self._seed(config)
+                        out = self.model.generate(**inputs, **self._decoding_kwargs(config))
+                        new_ids = [out[row, inputs["input_ids"].shape[1]:].tolist() for row in range(len(rows))]
                 for row, i in enumerate(rows):
-                    text = self.tokenizer.decode(out[row, width:], skip_special_tokens=True)
-                    answers[i] = cut_at_stop(text, config.stop)
+                    answers[i] = cut_at_stop(self.tokenizer.decode(new_ids[row], skip_special_tokens=True), config.stop)
                 bar.update(len(rows))
         return answers
+
+    def _eos_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return {i for i in ids if i is not None}
+
+    def _decode(self, rows: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+        """Each row's new token ids, up to EOS, a stop string or ``max_new_tokens``."""
+        import torch
+
+        inputs = self._inputs(rows)
+        mask = inputs["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each row counts from its first token
+        rngs = [prompt_rng(config.seed, r) for r in rows]
+        eos = self._eos_ids()
+        new: list[list[int]] = [[] for _ in rows]
+        active = list(range(len(rows)))  # rows still running, in the order of the batch's tensors
+        out = self.model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions,
+                         use_cache=True, logits_to_keep=1)
+        cache, last = _cache_of(out), positions[:, -1:]
+        cache_kw = _cache_keyword(self.model)
+        for _ in range(config.max_new_tokens):
+            logits = out.logits[:, -1, :].float().cpu().numpy()
+            tokens, keep = [], []
+            for j, i in enumerate(active):
+                previous = rows[i] + new[i] if config.repetition_penalty != 1.0 else ()
+                token = sample_token(logits[j], config, rngs[i], previous)
+                new[i].append(token)
+                if token in eos or self._stopped(new[i], config.stop):
+                    continue
+                tokens.append(token)
+                keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=mask.device)
+                cache.batch_select_indices(index)
+                mask, last = mask[index], last[index]
+                active = [active[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            last = last + 1
+            out = self.model(input_ids=torch.tensor(tokens, device=mask.device)[:, None], attention_mask=mask,
+                             position_ids=last, use_cache=True, **{cache_kw: cache})
+        return [[t for t in ids if t not in eos] for ids in new]
+
+    def _stopped(self, ids: list[int], stop: tuple[str, ...]) -> bool:
+        if not stop:
+            return False
+        text = self.tokenizer.decode(ids[-16:], skip_special_tokens=True)
+        return any(s in text for s in stop)
 
     def stream(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; stopping the iteration early stops the model too."""
