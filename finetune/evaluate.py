@@ -87,9 +87,10 @@ def _row(name: str, step: int, path: Path | None, scores: dict, sources: list[st
     row = {"name": name, "step": step, "path": str(path.resolve()) if path else None,
            f"ndcg@{k}": round(macro_mean(scores["ndcg"], sources, clusters), 4),
            f"recall@{k}": round(macro_mean(scores["recall"], sources, clusters), 4)}
-    for source in sorted(set(sources)):
+    for source in sorted(set(sources)):  # weighted as the overall mean is: each held-out chunk alike
         mask = np.asarray(sources) == source
-        row[f"ndcg@{k}:{source}"] = round(float(scores["ndcg"][mask].mean()), 4)
+        row[f"ndcg@{k}:{source}"] = round(macro_mean(scores["ndcg"][mask], [source] * int(mask.sum()),
+                                                     clusters[mask]), 4)
     return row
 
 

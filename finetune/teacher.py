@@ -2,10 +2,12 @@
 
 Filtering, mining and the soft labels all ask the same question, so the teacher answers it
 once per stage as a score matrix. A teacher is named like an embedder (``minilm``: dense alone),
-``bm25`` (lexical alone) or ``bm25+NAME`` (both fused). The fused teacher is the default because
-it is *not the base*: on SciFact the fusion of BM25 and MiniLM ranks far above either alone, so
-its labels carry what the base does not know yet, where a teacher equal to the base only hands
-the base its own mistakes back.
+``bm25`` (lexical alone) or parts joined by ``+`` (``bm25+minilm``, ``bm25+minilm+e5-small``:
+all fused, each part weighted alike). A fused teacher is the default because it is *not the
+base*: on SciFact the fusion of BM25 and MiniLM ranks far above either alone, so its labels carry
+what the base does not know yet, where a teacher equal to the base only hands the base its own
+mistakes back. A second dense part that is another model (``e5-small``) adds what neither the
+base nor BM25 knows.
 
 Fusion is CombSUM of per-query z-scores (each retriever's scores over the pool, centred and
 scaled per query), which keeps score *margins* (needed for soft labels), unlike rank fusion.
@@ -28,21 +30,21 @@ from linqrag.errors import ConfigError
 LEXICAL = "bm25"
 
 
-def parse_teacher(name: str) -> tuple[bool, str | None]:
-    """``(uses BM25, dense embedder name or None)`` of a teacher name."""
+def parse_teacher(name: str) -> tuple[bool, tuple[str, ...]]:
+    """``(uses BM25, dense embedder names)`` of a teacher name such as ``bm25+minilm+e5-small``."""
     parts = [p.strip() for p in name.split("+") if p.strip()]
     if not parts:
-        raise ConfigError("teacher name is empty; use e.g. 'bm25+minilm', 'minilm' or 'bm25'")
-    lexical = LEXICAL in parts
-    dense = [p for p in parts if p != LEXICAL]
-    if len(dense) > 1:
-        raise ConfigError(f"teacher {name!r}: at most one dense embedder may be fused with bm25")
-    return lexical, (dense[0] if dense else None)
+        raise ConfigError("teacher name is empty; use e.g. 'bm25+minilm', 'bm25+minilm+e5-small' or 'bm25'")
+    dense = tuple(dict.fromkeys(p for p in parts if p != LEXICAL))
+    if len(dense) < len([p for p in parts if p != LEXICAL]):
+        raise ConfigError(f"teacher {name!r} names a dense embedder twice")
+    return LEXICAL in parts, dense
 
 
 @dataclass(frozen=True)
 class TeacherScores:
-    """``fused`` is what ranks; ``dense`` (cosines, when the teacher has a dense part) calibrates margins."""
+    """``fused`` is what ranks; ``dense`` (the mean cosine of the dense parts, when there are any)
+    calibrates margins."""
 
     fused: np.ndarray  # (n_pairs, n_chunks)
     dense: np.ndarray | None
@@ -67,25 +69,24 @@ def encode_by_instruction(embedder, queries: Sequence[str], instructions: Sequen
     return out
 
 
-class Teacher:
-    def __init__(self, name: str) -> None:
+class DensePart:
+    """One dense embedder of the teacher, with its vectors remembered across stages."""
+
+    def __init__(self, name: str, embedder=None) -> None:
         self.name = name
-        self.lexical, self.dense_name = parse_teacher(name)
-        self.embedder = None
-        if self.dense_name:
+        if embedder is None:
             from embedder import load_embedder
 
-            self.embedder = load_embedder(self.dense_name)
-        self._bm25 = None
-        self._bm25_ids: list[str] | None = None
+            embedder = load_embedder(name)
+        self.embedder = embedder
         self._queries: dict[tuple[str, str], np.ndarray] = {}  # (instruction, query) -> vector
         self._documents: dict[str, np.ndarray] = {}  # text -> vector
 
-    # --- the dense part
     def chunk_vectors(self, run: RunDir, chunks: Sequence[Chunk], show_progress: bool = True) -> np.ndarray:
-        """``(n_chunks, dim)`` unit vectors in ``chunks`` order, cached under ``teacher/``."""
+        """``(n_chunks, dim)`` unit vectors in ``chunks`` order, cached under ``teacher/`` by signature."""
         folder = run.path("teacher")
-        meta_path, vec_path = folder / "chunks.json", folder / "chunks.npy"
+        stem = "chunks" if self.name == "minilm" else f"chunks-{self.name}"  # minilm: the older runs' name
+        meta_path, vec_path = folder / f"{stem}.json", folder / f"{stem}.npy"
         ids = [c.chunk_id for c in chunks]
         if meta_path.exists() and vec_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -95,7 +96,7 @@ class Teacher:
                     return np.load(vec_path)[[row[cid] for cid in ids]]
         vectors = self.embedder.encode_documents([c.indexed_text for c in chunks], show_progress=show_progress)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "chunks.tmp.npy"
+        tmp = folder / f"{stem}.tmp.npy"
         np.save(tmp, vectors)
         tmp.replace(vec_path)
         meta_path.write_text(json.dumps({"signature": self.embedder.signature, "ids": ids}))
@@ -116,6 +117,21 @@ class Teacher:
         if todo:
             self._documents.update(zip(todo, self.embedder.encode_documents(todo), strict=True))
         return np.stack([self._documents[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim))
+
+    def pair_scores(self, query_vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        return (query_vectors * self.document_vectors(texts)).sum(axis=1)
+
+
+class Teacher:
+    def __init__(self, name: str, embedders: dict | None = None) -> None:
+        """``embedders`` maps dense part names to already loaded embedders (a session's model)."""
+        self.name = name
+        self.lexical, names = parse_teacher(name)
+        self.dense = [DensePart(n, (embedders or {}).get(n)) for n in names]
+        self._bm25 = None
+        self._bm25_ids: list[str] | None = None
 
     # --- the lexical part
     def bm25(self, chunks: Sequence[Chunk]):
@@ -140,14 +156,15 @@ class Teacher:
         views = [i for i, p in enumerate(pairs) if p.positive_text]
         extras = [i for i, t in enumerate(extra_texts) if t]
         parts: list[tuple[np.ndarray, np.ndarray]] = []  # (z-scored matrix, z-scored extra texts)
-        dense = None
-        if self.embedder is not None:
-            q = self.query_vectors(queries, [p.instruction for p in pairs])
-            dense = q @ self.chunk_vectors(run, chunks, show_progress).T
-            view_raw = self._dense_pairs(q[views], [pairs[i].positive_text for i in views])
-            extra_raw = self._dense_pairs(q[extras], [extra_texts[i] for i in extras])
-            dense[views, positives[views]] = view_raw
+        cosines = []
+        for part in self.dense:
+            q = part.query_vectors(queries, [p.instruction for p in pairs])
+            dense = q @ part.chunk_vectors(run, chunks, show_progress).T
+            dense[views, positives[views]] = part.pair_scores(q[views], [pairs[i].positive_text for i in views])
+            extra_raw = part.pair_scores(q[extras], [extra_texts[i] for i in extras])
             parts.append(self._normalised(dense, extras, extra_raw))
+            cosines.append(dense)
+        dense = sum(cosines) / len(cosines) if cosines else None
         if self.lexical:
             bm25 = self.bm25(chunks)
             lexical = bm25.scores(queries)
@@ -161,11 +178,6 @@ class Teacher:
             extra_scores = np.full(len(pairs), -np.inf, dtype=np.float32)
             extra_scores[extras] = sum(p[1] for p in parts) / len(parts)
         return TeacherScores(fused.astype(np.float32), dense), extra_scores
-
-    def _dense_pairs(self, query_vectors: np.ndarray, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
-        return (query_vectors * self.document_vectors(texts)).sum(axis=1)
 
     @staticmethod
     def _normalised(matrix: np.ndarray, extras: list[int], extra_raw: np.ndarray):

@@ -275,3 +275,17 @@ def test_llamaindex_embedding_wraps_the_same_vectors(minilm):
     assert np.abs(q - minilm.encode_queries(QUERIES[:1])[0]).max() < 1e-6
     docs = np.asarray(wrapped.get_text_embedding_batch(RELEVANT))
     assert np.abs(docs - minilm.encode_documents(RELEVANT)).max() < 1e-6
+
+
+def test_e5_small_runs_in_process_cut_to_its_window_and_takes_no_adapter(tmp_path):
+    e5 = load_embedder("e5-small", max_length=64)
+    passages = ["Honey bees store nectar as honey in wax combs.", "Magma cools into basalt. " * 200]
+    d = e5.encode_documents(passages)
+    q = e5.encode_queries(["where do bees keep honey"], instruction="ignored by E5")
+    assert d.shape == (2, e5.dim) and d.dtype == np.float32
+    assert np.allclose(np.linalg.norm(d, axis=1), 1.0, atol=1e-5)
+    assert float(q[0] @ d[0]) > float(q[0] @ d[1])
+    assert e5.count_tokens([e5.clip(passages[1], is_query=False)])[0] <= 64
+    assert e5.signature != load_embedder("e5-small", max_length=128).signature  # a cache never mixes windows
+    with pytest.raises(ModelNotFoundError):
+        load_embedder("e5-small", adapter=tmp_path)

@@ -127,11 +127,14 @@ def test_pool_bm25_scores_as_bm25s_does_and_scores_outside_texts():
 
 
 def test_teacher_names():
-    assert parse_teacher("bm25+minilm") == (True, "minilm")
-    assert parse_teacher("minilm") == (False, "minilm")
-    assert parse_teacher("bm25") == (True, None)
+    assert parse_teacher("bm25+minilm") == (True, ("minilm",))
+    assert parse_teacher("minilm") == (False, ("minilm",))
+    assert parse_teacher("bm25") == (True, ())
+    assert parse_teacher("bm25+minilm+e5-small") == (True, ("minilm", "e5-small"))
     with pytest.raises(ValueError):
-        parse_teacher("minilm+smollm2")
+        parse_teacher("minilm+minilm")
+    with pytest.raises(ValueError):
+        parse_teacher(" + ")
 
 
 def test_fused_teacher_ranks_rescored_views_and_beats_a_keyword_miss(tmp_path, minilm):
@@ -140,8 +143,7 @@ def test_fused_teacher_ranks_rescored_views_and_beats_a_keyword_miss(tmp_path, m
     chunks = [chunk(f"c{i}", body, title) for i, (title, body) in enumerate(TOPICS.items())]
     split = {c.chunk_id: "train" for c in chunks}
     pairs = title_pairs(chunks, split) + cloze_pairs(chunks, split, 1, 0)
-    teacher = Teacher("bm25+minilm")
-    teacher.embedder = minilm  # the session's model, not a second copy
+    teacher = Teacher("bm25+minilm", embedders={"minilm": minilm})  # the session's model, not a second copy
     scores, extra = teacher.pool_scores(RunDir(tmp_path / "run"), chunks, pairs, show_progress=False,
                                         extra_texts=["Wind turbines convert moving air into electricity."] +
                                         [None] * (len(pairs) - 1))
@@ -301,3 +303,24 @@ def test_a_saved_run_with_list_settings_resumes_and_a_changed_source_is_refused(
     assert resolve_config({"corpus": "docs", "run_dir": str(tmp_path)}).pair_sources == ("llm", "title", "cloze")
     with pytest.raises(RunDirError, match="--from-stage generate"):
         resolve_config({"corpus": "docs", "run_dir": str(tmp_path), "pair_sources": ("title",)})
+
+
+def test_a_second_dense_model_is_a_third_part_of_equal_weight(tmp_path, minilm):
+    from finetune.rundir import RunDir
+    from finetune.teacher import zscore
+
+    chunks = [chunk(f"c{i}", body, title) for i, (title, body) in enumerate(TOPICS.items())]
+    split = {c.chunk_id: "train" for c in chunks}
+    pairs = title_pairs(chunks, split) + cloze_pairs(chunks, split, 1, 0)
+    run = RunDir(tmp_path / "run")
+    three = Teacher("bm25+minilm+e5-small", embedders={"minilm": minilm})
+    two = Teacher("bm25+minilm", embedders={"minilm": minilm})
+    e5 = Teacher("e5-small", embedders={"e5-small": three.dense[1].embedder})
+    fused3 = three.pool_scores(run, chunks, pairs, show_progress=False)[0]
+    fused2 = two.pool_scores(run, chunks, pairs, show_progress=False)[0]
+    alone = e5.pool_scores(run, chunks, pairs, show_progress=False)[0]
+    assert np.allclose(3 * fused3.fused, 2 * fused2.fused + zscore(alone.dense)[0], atol=1e-4)
+    assert np.allclose(fused3.dense, (fused2.dense + alone.dense) / 2, atol=1e-5)  # calibrates the margins
+    assert (run.path("teacher") / "chunks-e5-small.npy").exists()  # each dense part caches its own vectors
+    column = {c.chunk_id: i for i, c in enumerate(chunks)}
+    assert (positive_ranks(fused3.fused, [column[p.chunk_id] for p in pairs]) == 1).mean() >= 0.9
