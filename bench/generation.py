@@ -1,6 +1,6 @@
-"""Generation backends on the generate stage's own prompts: transformers (the current path) vs llama.cpp.
+"""Local generator paths on the generate stage's own prompts: the transformers path before and now, and llama.cpp.
 
-    python bench/generation.py --threads 2 [--prompts 12] [--new-tokens 96] [--processes 2]
+    python bench/generation.py --threads 1 [--prompts 12] [--new-tokens 96] [--processes 2]
 
 Prompts are built exactly as ``finetune/generate.py`` builds them: SciFact documents (the first
 ``--prompts`` of ``$LINQRAG_DATA/scifact``, read by ``corpora.load_beir``) as chunks, a task from
@@ -8,22 +8,25 @@ a fixed list of three and a template picked per chunk by ``finetune.generate.ass
 ``finetune.prompts.generation_messages`` (system line, one few-shot turn, task + template +
 passage of at most ``passage_chars``). Decoding is the stage's first attempt
 (``finetune.generate.attempt_config``: its temperature, top-p and seed, stop at the first ``}``)
-with ``--new-tokens`` new tokens at most.
+with ``--new-tokens`` new tokens at most. ``torch.set_num_threads(--threads)``.
 
-1. current: ``LocalHFGenerator`` (transformers, fp32 SmolLM2 dequantised from the GGUF), batched
-   as the stage batches it (``generator_batch_size``), ``torch.set_num_threads(--threads)``.
-2. new: ``LlamaCppGenerator`` on the same GGUF as ``load_generator`` makes it (``--threads``
-   single-thread contexts side by side), ``generate_batch`` (prompts handed out in token order, so
-   the shared system + few-shot prefix of consecutive prompts is reused from each KV cache).
+1. current (the stage's path before): ``LocalHFGenerator`` in fp32 with ``model.generate``, batch 8.
+2. transformers now: ``LocalHFGenerator`` as the stage makes it (its own decode loop, bf16 where the
+   CPU has native bf16, ``generator_batch_size``).
+3. llama.cpp, when ``llama_cpp`` imports: ``LlamaCppGenerator`` on the same GGUF as
+   ``load_generator`` makes it (``--threads`` single-thread contexts side by side),
+   ``generate_batch`` (prompts handed out in token order, so the shared system + few-shot prefix of
+   consecutive prompts is reused from each KV cache).
 
-The ratio line compares the two: ``ratio new/current queries per minute: X``. Variants on the
-llama.cpp side, same prompts and settings: prefix reuse isolated on one single-thread context
-(``generate_batch``; the KV cache cleared before every prompt; prompts in input order), one
-context with all ``--threads`` threads, and ``--processes`` worker processes of one thread each
-(each its own model, prompts split in token order). Each row has the prompt tokens llama.cpp
-evaluated and reused and its prompt-eval time, and how many answers the stage would accept
-(``finetune.generate.check_answer``).
-The 1-minute load average is printed with each row: the CPU may be shared.
+``ratio new/current queries per minute: X`` compares the path the stage takes on this machine
+(``linqrag.generation.choose_local_backend``: llama.cpp where installed, transformers otherwise)
+with the path before; the other path's ratio is printed beside it. Variants on the llama.cpp side,
+same prompts and settings: prefix reuse isolated on one single-thread context (``generate_batch``;
+the KV cache cleared before every prompt; prompts in input order), one context with all
+``--threads`` threads, and ``--processes`` worker processes of one thread each (each its own
+model, prompts split in token order). Each row has how many answers the stage would accept
+(``finetune.generate.check_answer``); llama.cpp rows also the prompt tokens evaluated and reused
+and the prompt-eval time. The 1-minute load average is printed with each row: the CPU may be shared.
 """
 
 from __future__ import annotations
@@ -102,14 +105,15 @@ def show(r: dict) -> None:
 # ---- current path: transformers ---------------------------------------------------------------
 
 
-def bench_transformers(messages, gen_config, threads: int, batch_size: int) -> tuple[dict, list[str]]:
+def bench_transformers(messages, gen_config, threads: int, batch_size: int, dtype: str | None, decoder: str,
+                       label: str) -> tuple[dict, list[str]]:
     import torch
 
-    from linqrag.generation import load_generator
+    from linqrag.generation.local import LocalHFGenerator
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    gen = load_generator("local", backend="transformers", batch_size=batch_size)
+    gen = LocalHFGenerator("smollm2", dtype=dtype, batch_size=batch_size, decoder=decoder)
     load_s = time.perf_counter() - t0
     gen.generate_batch([WARMUP], gen_config.with_overrides(max_new_tokens=4))
     t0 = time.perf_counter()
@@ -117,8 +121,9 @@ def bench_transformers(messages, gen_config, threads: int, batch_size: int) -> t
     seconds = time.perf_counter() - t0
     tokens = sum(len(gen.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
     prompt_tokens = sum(len(gen.prompt_ids(m, gen_config.max_new_tokens)) for m in messages)
-    return row(f"current: transformers, batch {batch_size}, {threads} threads", len(messages), seconds, tokens,
-               answers, prompt_tokens=prompt_tokens, load_s=round(load_s, 1)), answers
+    return row(f"{label}: transformers {gen.dtype}, {decoder} decoder, batch {batch_size}, {threads} threads",
+               len(messages), seconds, tokens, answers, prompt_tokens=prompt_tokens,
+               load_s=round(load_s, 1)), answers
 
 
 # ---- new path: llama.cpp ----------------------------------------------------------------------
@@ -252,35 +257,56 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel", type=int, default=None,
                         help="prompts each llama.cpp context decodes together on the new path (default: "
                              "linqrag.generation.llamacpp.DEFAULT_PARALLEL); the variants stay one at a time")
-    parser.add_argument("--no-variants", action="store_true", help="only the two paths and their ratio")
+    parser.add_argument("--no-variants", action="store_true",
+                        help="no llama.cpp variants: only the paths and their ratios")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
 
-    import llama_cpp
+    import importlib.util
 
+    from linqrag.generation import choose_local_backend
+
+    have_llama = importlib.util.find_spec("llama_cpp") is not None
+    stage_backend = choose_local_backend("smollm2")[0]
     messages, gen_config, config = stage_prompts(args.prompts, args.new_tokens, args.temperature)
     batch_size = args.batch_size or config.generator_batch_size
     print(f"# {len(messages)} stage prompts (SciFact), max_new_tokens={gen_config.max_new_tokens}, "
           f"temperature={gen_config.temperature}, top_p={gen_config.top_p}, seed={gen_config.seed}, "
-          f"stop={list(gen_config.stop)}; {os.cpu_count()} CPUs, llama-cpp-python {llama_cpp.__version__}", flush=True)
+          f"stop={list(gen_config.stop)}; {os.cpu_count()} CPUs; the stage's backend here: {stage_backend}"
+          + ("" if have_llama else " (llama-cpp-python not installed: no llama.cpp rows)"), flush=True)
     rows = []
 
     def record(r: dict) -> None:
         show(r)
         rows.append(r)
 
+    current, _ = bench_transformers(messages, gen_config, args.threads, 8, "fp32", "transformers", "current")
+    record(current)
+    now, _ = bench_transformers(messages, gen_config, args.threads, batch_size, None, "linqrag", "new")
+    record(now)
+    ratios = {"transformers": now["queries_per_minute"] / current["queries_per_minute"]}
+    if have_llama:
+        ratios["llama.cpp"] = llama_rows(messages, gen_config, args, record) / current["queries_per_minute"]
+    ratio = ratios[stage_backend]
+    print(f"ratio new/current queries per minute: {ratio:.2f} ({stage_backend}; "
+          + ", ".join(f"{name}: {value:.2f}" for name, value in ratios.items()) + ")")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "ratio": round(ratio, 2),
+                                         "ratios": {k: round(v, 2) for k, v in ratios.items()}}, indent=1) + "\n")
+    return 0
+
+
+def llama_rows(messages, gen_config, args, record) -> float:
+    """The llama.cpp path and its variants; returns the path's queries per minute."""
     from linqrag.generation import llamacpp
 
-    current, _ = bench_transformers(messages, gen_config, args.threads, batch_size)
-    record(current)
     llamacpp.DEFAULT_PARALLEL = args.parallel or llamacpp.DEFAULT_PARALLEL
     new, new_answers, gen = bench_llama(messages, gen_config, args.threads, None, "batch",
-                                        label=f"new: {llamacpp.DEFAULT_PARALLEL} "
+                                        label=f"llama.cpp: {llamacpp.DEFAULT_PARALLEL} "
                                               "prompts decoded together, ")
     record(new)
     del gen
     llamacpp.DEFAULT_PARALLEL = 1  # the variants below: one prompt at a time
-    ratio = new["queries_per_minute"] / current["queries_per_minute"]
     if not args.no_variants:
         # prefix reuse, isolated: one single-thread context, the same prompts three ways
         one = None
@@ -296,10 +322,7 @@ def main(argv=None) -> int:
             del gen
         if args.processes > 1:
             record(bench_processes(messages, gen_config, args.processes)[0])
-    print(f"ratio new/current queries per minute: {ratio:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ratio": round(ratio, 2)}, indent=1) + "\n")
-    return 0
+    return new["queries_per_minute"]
 
 
 if __name__ == "__main__":

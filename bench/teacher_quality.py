@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     emb = load_embedder(args.base)
     docs = doc_vectors(emb, dataset, Path("runs/cache"))
     dense = emb.encode_queries([queries[q] for q in qids]) @ docs.T
-    fused = (zscore(bm25)[0] + zscore(dense)[0]) / 2  # the bm25+minilm teacher's fusion
+    z_bm25, z_dense = zscore(bm25)[0], zscore(dense)[0]
+    fused = (z_bm25 + z_dense) / 2  # the bm25+minilm teacher's fusion
     runs = {"bm25": run_from_scores(qids, bm25, ids), "dense": run_from_scores(qids, dense, ids),
             "fused-z": run_from_scores(qids, fused, ids)}
     runs["rrf"] = {q: dict(rrf_fuse({"d": list(runs["dense"][q]), "b": list(runs["bm25"][q])})[:DEPTH]) for q in qids}
@@ -118,8 +119,9 @@ def main(argv=None) -> int:
     if args.extra_dense:
         extra = load_embedder(args.extra_dense)
         other = extra.encode_queries([queries[q] for q in qids]) @ doc_vectors(extra, dataset, Path("runs/cache")).T
-        more = {args.extra_dense: other, f"bm25+{args.extra_dense}": (zscore(bm25)[0] + zscore(other)[0]) / 2,
-                f"bm25+{args.base}+{args.extra_dense}": (zscore(bm25)[0] + zscore(dense)[0] + zscore(other)[0]) / 3}
+        z_other = zscore(other)[0]
+        more = {args.extra_dense: other, f"bm25+{args.extra_dense}": (z_bm25 + z_other) / 2,
+                f"bm25+{args.base}+{args.extra_dense}": (z_bm25 + z_dense + z_other) / 3}
         runs.update({name: run_from_scores(qids, scores, ids) for name, scores in more.items()})
         names += list(more)
     per = {name: mean_metric(run, qrels, "ndcg", 10)[1] for name, run in runs.items()}
