@@ -75,7 +75,7 @@ class LocalHFGenerator:
     the rows still running (a finished row leaves the batch and its KV cache), the logits of the
     last position only, and :mod:`linqrag.generation.sampling`'s sampler seeded per prompt, so an
     answer does not depend on its batch. ``decoder="transformers"`` keeps ``model.generate`` (the
-    path before; ``stream`` always uses it).
+    path before, for batches and streams).
     """
 
     def __init__(
@@ -210,6 +210,19 @@ class LocalHFGenerator:
 
     def _decode(self, rows: list[list[int]], config: GenerationConfig) -> list[list[int]]:
         """Each row's new token ids, up to EOS, a stop string or ``max_new_tokens``."""
+        eos = self._eos_ids()
+        new: list[list[int]] = [[] for _ in rows]
+        for step in self._decode_steps(rows, config):
+            for i, token in step:
+                new[i].append(token)
+        return [[t for t in ids if t not in eos] for ids in new]
+
+    def _decode_steps(self, rows: list[list[int]], config: GenerationConfig) -> Iterator[list[tuple[int, int]]]:
+        """One list of ``(row, token)`` per decoding step, for the rows that were still running.
+
+        A generator, so ``stream`` shows tokens as they come with the same numerics as
+        ``generate_batch`` (greedy answers are equal whether streamed or not).
+        """
         import torch
 
         inputs = self._inputs(rows)
@@ -233,8 +246,9 @@ class LocalHFGenerator:
                     continue
                 tokens.append(token)
                 keep.append(j)
+            yield [(i, new[i][-1]) for i in active]
             if not keep:
-                break
+                return
             if len(keep) < len(active):
                 index = torch.tensor(keep, device=mask.device)
                 cache.batch_select_indices(index)
@@ -244,7 +258,6 @@ class LocalHFGenerator:
             last = last + 1
             out = self.model(input_ids=torch.tensor(tokens, device=mask.device)[:, None], attention_mask=mask,
                              position_ids=last, use_cache=True, **{self._cache_keyword: cache})
-        return [[t for t in ids if t not in eos] for ids in new]
 
     def _stopped(self, ids: list[int], stop: tuple[str, ...]) -> bool:
         if not stop:
@@ -254,6 +267,39 @@ class LocalHFGenerator:
 
     def stream(self, messages: Sequence[Message], config: GenerationConfig | None = None) -> Iterator[str]:
         """Text pieces as they are decoded; stopping the iteration early stops the model too."""
+        if self.decoder == "linqrag":
+            config = config or DEFAULT_CONFIG
+            yield from cut_stream_at_stop(self._stream_own(messages, config), config.stop)
+            return
+        yield from self._stream_transformers(messages, config)
+
+    def _stream_own(self, messages: Sequence[Message], config: GenerationConfig) -> Iterator[str]:
+        """Text of our decode loop as it grows; a piece ending in a partial character waits for the rest."""
+        import torch
+
+        prompt = self.prompt_ids(messages, config.max_new_tokens)
+        eos = self._eos_ids()
+        ids: list[int] = []
+        shown = 0
+        with self._lock, torch.inference_mode():
+            steps = self._decode_steps([prompt], config)
+            while True:
+                try:
+                    step = next(steps)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    raise GenerationError(f"{self.name}: generation failed: {error}") from error
+                ids.extend(t for _, t in step if t not in eos)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if len(text) > shown and not text.endswith("\ufffd"):
+                    yield text[shown:]
+                    shown = len(text)
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if len(text) > shown:
+            yield text[shown:]
+
+    def _stream_transformers(self, messages: Sequence[Message], config: GenerationConfig | None) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
