@@ -67,6 +67,7 @@ def test_auto_backend_falls_back_when_the_probe_fails(monkeypatch):
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda gguf: (False, "killed by signal 4"))
     monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
+    monkeypatch.setenv("LINQRAG_GENERATOR_DTYPE", "fp32")  # a CPU without native bf16, where auto probes
     chosen, why = choose_local_backend("smollm2")
     assert chosen == "transformers" and "signal 4" in why
     with pytest.raises(GeneratorUnavailable, match="probe"):
@@ -77,7 +78,7 @@ def test_auto_backend_falls_back_when_the_probe_fails(monkeypatch):
 def llama():
     if LLAMA_SKIP:
         pytest.skip(LLAMA_SKIP)
-    return load_generator("local", threads=2)  # auto: llama.cpp, two single-thread contexts
+    return load_generator("local", threads=2, backend="llama.cpp")  # two single-thread contexts
 
 
 # ---- local ----------------------------------------------------------------------------------
@@ -163,10 +164,12 @@ def test_config_validation():
 
 
 @needs_llama_cpp
-def test_auto_picks_llama_cpp_for_the_packaged_gguf(llama, caplog):
+def test_auto_picks_llama_cpp_for_the_packaged_gguf_without_native_bf16(llama, monkeypatch):
     assert isinstance(llama, Generator)
     assert llama.backend == "llama.cpp" and llama.name == "local:smollm2:llama.cpp"
     assert llama.instances == 2 and llama.threads_per_instance == 1
+    monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
+    monkeypatch.setenv("LINQRAG_GENERATOR_DTYPE", "fp32")
     assert choose_local_backend("smollm2") == ("llama.cpp", "SmolLM2 GGUF")
     assert choose_local_backend("HuggingFaceTB/SmolLM2-135M-Instruct")[0] == "transformers"  # not a GGUF
 
@@ -230,6 +233,18 @@ def test_llama_cpp_stopping_a_stream_early_frees_the_context(llama):
     assert llama.generate(CHATS[0], SHORT)
 
 
+def test_auto_prefers_bf16_transformers_over_llama_cpp_where_bf16_is_native(monkeypatch):
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
+    monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda path: (True, ""))
+    monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
+    monkeypatch.setenv("LINQRAG_GENERATOR_DTYPE", "bf16")
+    chosen, why = choose_local_backend("smollm2")
+    assert chosen == "transformers" and "bf16" in why
+    assert choose_local_backend("smollm2", "llama.cpp") == ("llama.cpp", "SmolLM2 GGUF")  # asked for by name
+    monkeypatch.setenv("LINQRAG_GENERATOR_DTYPE", "fp32")
+    assert choose_local_backend("smollm2") == ("llama.cpp", "SmolLM2 GGUF")
+
+
 def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch, caplog, tmp_path):
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: False)
     monkeypatch.delenv("LINQRAG_GENERATOR_BACKEND", raising=False)
@@ -253,6 +268,7 @@ def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch
     # ... and names llama.cpp's answers apart, their sampling being another
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda gguf: (True, "ran"))
+    monkeypatch.setenv("LINQRAG_GENERATOR_DTYPE", "fp32")  # without native bf16 auto takes llama.cpp
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2:llama.cpp"
     monkeypatch.setenv("LINQRAG_GENERATOR_BACKEND", "transformers")
     assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"

@@ -17,7 +17,7 @@ SMOLLM2_HOW_TO_GET = (
     "Apache-2.0; converted once into ~/.cache/linqrag)."
 )
 GENERATOR_KINDS = ("local", "openai")
-#: Backends of the ``local`` kind; ``auto`` picks llama.cpp where it can (:func:`choose_local_backend`).
+#: Backends of the ``local`` kind; ``auto`` picks the faster one here (:func:`choose_local_backend`).
 LOCAL_BACKENDS = ("auto", "llama.cpp", "transformers")
 BACKEND_ENV = "LINQRAG_GENERATOR_BACKEND"
 

@@ -15,7 +15,7 @@ from linqrag.generation.config import (
     Generator,
     GeneratorUnavailable,
 )
-from linqrag.generation.local import LocalHFGenerator
+from linqrag.generation.local import LocalHFGenerator, default_dtype
 from linqrag.generation.models import resolve_gguf
 from linqrag.generation.openai import OpenAICompatibleGenerator
 
@@ -28,7 +28,10 @@ def choose_local_backend(model: str = "smollm2", backend: str | None = "auto", d
 
     ``auto`` (or ``$LINQRAG_GENERATOR_BACKEND`` when ``backend`` is None or ``auto`` and the variable
     is set) gives ``llama.cpp`` when ``llama_cpp`` imports, the model is a GGUF file (the default
-    SmolLM2) and the run is on the CPU; ``transformers`` otherwise, with the reason.
+    SmolLM2), the run is on the CPU and that CPU lacks native bf16; ``transformers`` otherwise, with
+    the reason. With native bf16 (AMX, AVX-512 BF16) our bf16 decode loop wrote 43.9-48.9 queries a
+    minute on one core against llama.cpp's 20.6 (bench/RESULTS.md), so asking for llama.cpp by name
+    is the only way to get it there.
     """
     if backend in (None, "auto"):
         backend = os.environ.get(BACKEND_ENV, "").strip() or "auto"
@@ -39,15 +42,7 @@ def choose_local_backend(model: str = "smollm2", backend: str | None = "auto", d
     if backend == "transformers":
         return "transformers", "asked for"
     if backend == "llama.cpp":
-        if not llamacpp.llama_cpp_available():
-            raise GeneratorUnavailable("backend llama.cpp asked for, but llama-cpp-python is not installed: "
-                                       "`make llama-cpp` (or `pip install llama-cpp-python`)")
-        if gguf is None:
-            raise GeneratorUnavailable(f"backend llama.cpp needs a GGUF file, and {model!r} is not one")
-        ok, why = llamacpp.llama_cpp_runs(str(gguf[0]))
-        if not ok:
-            raise GeneratorUnavailable(f"llama.cpp failed a probe on this CPU ({why}): rebuild it with "
-                                       "`FORCE=1 make llama-cpp`, or use backend transformers")
+        _check_llama_cpp_asked_for(model, gguf)
         return "llama.cpp", what
     if not llamacpp.llama_cpp_available():
         return "transformers", "llama-cpp-python not installed"
@@ -55,10 +50,25 @@ def choose_local_backend(model: str = "smollm2", backend: str | None = "auto", d
         return "transformers", f"{model} is not a GGUF file"
     if device not in (None, "cpu") or (device is None and _cuda_available()):
         return "transformers", "a GPU is used"
+    if default_dtype("cpu") == "bf16":
+        return "transformers", "native bf16 on this CPU: the bf16 transformers path is the faster one"
     ok, why = llamacpp.llama_cpp_runs(str(gguf[0]))
     if not ok:
         return "transformers", f"llama.cpp failed a probe on this CPU ({why}; `FORCE=1 make llama-cpp` rebuilds it)"
     return "llama.cpp", what
+
+
+def _check_llama_cpp_asked_for(model: str, gguf) -> None:
+    """Raise why llama.cpp, asked for by name, cannot run ``model`` here."""
+    if not llamacpp.llama_cpp_available():
+        raise GeneratorUnavailable("backend llama.cpp asked for, but llama-cpp-python is not installed: "
+                                   "`make llama-cpp` (or `pip install llama-cpp-python`)")
+    if gguf is None:
+        raise GeneratorUnavailable(f"backend llama.cpp needs a GGUF file, and {model!r} is not one")
+    ok, why = llamacpp.llama_cpp_runs(str(gguf[0]))
+    if not ok:
+        raise GeneratorUnavailable(f"llama.cpp failed a probe on this CPU ({why}): rebuild it with "
+                                   "`FORCE=1 make llama-cpp`, or use backend transformers")
 
 
 def _cuda_available() -> bool:
