@@ -210,15 +210,14 @@ class LocalHFGenerator:
 
     def _decode(self, rows: list[list[int]], config: GenerationConfig) -> list[list[int]]:
         """Each row's new token ids, up to EOS, a stop string or ``max_new_tokens``."""
-        eos = self._eos_ids()
         new: list[list[int]] = [[] for _ in rows]
         for step in self._decode_steps(rows, config):
             for i, token in step:
                 new[i].append(token)
-        return [[t for t in ids if t not in eos] for ids in new]
+        return new
 
     def _decode_steps(self, rows: list[list[int]], config: GenerationConfig) -> Iterator[list[tuple[int, int]]]:
-        """One list of ``(row, token)`` per decoding step, for the rows that were still running.
+        """One list of ``(row, token)`` per decoding step, for the rows that were still running (EOS left out).
 
         A generator, so ``stream`` shows tokens as they come with the same numerics as
         ``generate_batch`` (greedy answers are equal whether streamed or not).
@@ -246,7 +245,7 @@ class LocalHFGenerator:
                     continue
                 tokens.append(token)
                 keep.append(j)
-            yield [(i, new[i][-1]) for i in active]
+            yield [(i, new[i][-1]) for i in active if new[i][-1] not in eos]
             if not keep:
                 return
             if len(keep) < len(active):
@@ -278,7 +277,6 @@ class LocalHFGenerator:
         import torch
 
         prompt = self.prompt_ids(messages, config.max_new_tokens)
-        eos = self._eos_ids()
         ids: list[int] = []
         shown = 0
         with self._lock, torch.inference_mode():
@@ -290,7 +288,7 @@ class LocalHFGenerator:
                     break
                 except Exception as error:
                     raise GenerationError(f"{self.name}: generation failed: {error}") from error
-                ids.extend(t for _, t in step if t not in eos)
+                ids.extend(t for _, t in step)
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
                 if len(text) > shown and not text.endswith("\ufffd"):
                     yield text[shown:]
