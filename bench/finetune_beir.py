@@ -39,9 +39,12 @@ def doc_texts(dataset) -> tuple[list[str], list[str]]:
 
 
 def doc_vectors(embedder, dataset, cache: Path | None) -> np.ndarray:
-    """Whole documents' vectors, cached by embedder signature and document ids."""
+    """Whole documents' vectors, cached by embedder signature, token budget and document ids (the
+    signature leaves the budget out, and a long document's vector depends on it)."""
     ids, texts = doc_texts(dataset)
-    key = hashlib.sha256((embedder.signature + "\x00".join(ids)).encode()).hexdigest()[:16]
+    budget = getattr(embedder, "max_length", None)
+    suffix = "" if budget is None else f"\x00max_length={budget}"
+    key = hashlib.sha256((embedder.signature + "\x00".join(ids) + suffix).encode()).hexdigest()[:16]
     path = cache / f"docs-{dataset.name}-{key}.npy" if cache else None
     if path and path.exists():
         return np.load(path)
