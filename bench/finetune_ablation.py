@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         "documents": len(dataset.corpus), "light": args.light, "max_length": args.max_length,
         "dense": compare(base, adapted, dataset.qrels),
         "hybrid": compare(hybrid(base, lexical), hybrid(adapted, lexical), dataset.qrels),
-        "bm25_ndcg": round(float(np.mean(list(per_query(lexical, dataset.qrels).values()))), 4),
+        "bm25_ndcg": round(mean_metric(lexical, dataset.qrels)[0], 4),
         "pipeline_seconds": round(pipeline_seconds, 1),
         "stage_seconds": {k: v.get("seconds") for k, v in json.loads((run_dir / "stages.json").read_text()).items()},
         "rows": {n: r.get("ndcg@10") for n, r in rows.items()},

@@ -18,22 +18,19 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_ablation import per_query
 from finetune_beir import bm25_run, dense_run  # sets the offline env first
 
 from corpora import load_beir
 from embedder import load_embedder
+from eval.metrics import mean_metric
 from eval.sampling import RetrievalSampling, subsample_retrieval
 from linqrag.settings import data_dir
 
 
 def scores(run: dict, qrels: dict) -> dict[str, float]:
-    return {f"{metric}@10": round(float(np.mean(list(per_query(run, qrels, metric).values()))), 4)
-            for metric in ("ndcg", "recall")}
+    return {f"{metric}@10": round(mean_metric(run, qrels, metric)[0], 4) for metric in ("ndcg", "recall")}
 
 
 def main(argv=None) -> int:
