@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from finetune_beir import bm25_run, dense_run, pipeline_unless_scoring  # sets the offline env first
+from finetune_beir import bm25_run, chunked_dense_run, dense_run, pipeline_unless_scoring  # sets the offline env first
 from finetune_significance import paired_bootstrap
 
 from corpora import load_beir
@@ -74,6 +74,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-length", type=int, metavar="TOKENS",
                    help="documents' token budget when scoring (default: the preset's; smollm2 reads 2,048, "
                         "which on long judgments costs 3.5 s a document on two threads)")
+    p.add_argument("--doc-chunks", type=int, metavar="N",
+                   help="read past the window: cut documents as the app indexes them and score each by the "
+                        "best of its first N chunks (MaxP; 0: all), instead of truncating at the window")
     args = p.parse_args(argv)
 
     run_dir = Path(args.run_dir or f"runs/abl-{args.dataset}-{args.tag}")
@@ -89,14 +92,20 @@ def main(argv=None) -> int:
     if args.light:
         dataset = subsample_retrieval(dataset, RetrievalSampling(max_queries=args.light), show_progress=True)
     lexical = bm25_run(dataset)
-    base = dense_run(load_embedder(args.base, max_length=args.max_length), dataset, cache)
-    adapted = dense_run(load_embedder(args.base, adapter=chosen, max_length=args.max_length), dataset, None)
+    def score(embedder, vector_cache):
+        if args.doc_chunks is None:
+            return dense_run(embedder, dataset, vector_cache)
+        return chunked_dense_run(embedder, dataset, vector_cache, args.doc_chunks)
+
+    base = score(load_embedder(args.base, max_length=args.max_length), cache)
+    adapted = score(load_embedder(args.base, adapter=chosen, max_length=args.max_length), None)
     out = {
         "dataset": args.dataset, "split": args.split, "tag": args.tag, "base": args.base, "run_dir": str(run_dir),
         "checkpoint": Path(chosen).name, "recommended_by_run": evaluation.get("recommended") is not None,
         "scored_best_instead": fell_back, "verdict": evaluation.get("verdict", {}).get("reason"),
         "heldout_gain": evaluation.get("gain"), "queries": len(dataset.judged_queries),
         "documents": len(dataset.corpus), "light": args.light, "max_length": args.max_length,
+        "doc_chunks": args.doc_chunks,
         "dense": compare(base, adapted, dataset.qrels),
         "hybrid": compare(hybrid(base, lexical), hybrid(adapted, lexical), dataset.qrels),
         "bm25_ndcg": round(mean_metric(lexical, dataset.qrels)[0], 4),
@@ -108,7 +117,8 @@ def main(argv=None) -> int:
     with open("runs/ablation-results.jsonl", "a") as fh:
         fh.write(json.dumps(out) + "\n")
     d, h = out["dense"], out["hybrid"]
-    print(f"{args.dataset}/{args.split}{f' light {args.light}' if args.light else ''} {args.tag} "
+    print(f"{args.dataset}/{args.split}{f' light {args.light}' if args.light else ''}"
+          f"{'' if args.doc_chunks is None else f' doc-chunks {args.doc_chunks}'} {args.tag} "
           f"[{out['checkpoint']}{' (not recommended by the run)' if fell_back else ''}]: "
           f"dense {d['base_ndcg']:.4f} -> {d['adapted_ndcg']:.4f} ({d['diff']:+.4f}, 95% [{d['ci'][0]:+.4f}, "
           f"{d['ci'][1]:+.4f}]) "

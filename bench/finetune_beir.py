@@ -55,6 +55,58 @@ def doc_vectors(embedder, dataset, cache: Path | None) -> np.ndarray:
     return docs
 
 
+def first_chunks(chunks: list, first: int) -> list:
+    """The first ``first`` chunks of each document, in text order."""
+    taken: dict[str, int] = {}
+    kept = []
+    for chunk in chunks:
+        taken[chunk.doc_id] = taken.get(chunk.doc_id, 0) + 1
+        if taken[chunk.doc_id] <= first:
+            kept.append(chunk)
+    return kept
+
+
+def chunk_vectors(embedder, dataset, cache: Path | None, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Documents cut as the app indexes them (``default_chunk_config`` of the embedder's window,
+    title before each chunk), each document's ``first`` chunks (0: all): ``(chunk vectors, index of
+    each document's first chunk)``, cached like ``doc_vectors``. A long judgment is then read far
+    past its first 256 tokens."""
+    from indexing.chunking import chunk_documents, default_chunk_config, token_counter
+
+    ids, _ = doc_texts(dataset)
+    config = default_chunk_config(embedder.max_length)
+    key = hashlib.sha256((embedder.signature + "\x00".join(ids)
+                          + f"\x00chunks={config.chunk_size}/{config.chunk_overlap}/{first}").encode()).hexdigest()[:16]
+    path = cache / f"chunks-{dataset.name}-{key}.npz" if cache else None
+    if path and path.exists():
+        saved = np.load(path)
+        return saved["vectors"], saved["starts"]
+    chunks = chunk_documents(dataset.corpus, config, token_counter(embedder.tokenizer))
+    if first:
+        chunks = first_chunks(chunks, first)
+    owner = {doc_id: i for i, doc_id in enumerate(ids)}
+    order = sorted(range(len(chunks)), key=lambda j: owner[chunks[j].doc_id])  # stable: text order kept
+    rows = np.array([owner[chunks[j].doc_id] for j in order])
+    missing = sorted(set(range(len(ids))) - set(rows.tolist()))
+    if missing:
+        raise ValueError(f"{len(missing)} documents gave no chunk (first: {ids[missing[0]]})")
+    starts = np.searchsorted(rows, np.arange(len(ids)))
+    vectors = embedder.encode_documents([chunks[j].indexed_text for j in order], show_progress=True)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, vectors=vectors, starts=starts)
+    return vectors, starts
+
+
+def chunked_dense_run(embedder, dataset, cache: Path | None, first: int = 0) -> dict:
+    """Each document scored by its best chunk (MaxP), the app's retrieval unit."""
+    ids, _ = doc_texts(dataset)
+    vectors, starts = chunk_vectors(embedder, dataset, cache, first)
+    queries = dataset.judged_queries
+    scores = np.maximum.reduceat(embedder.encode_queries(list(queries.values())) @ vectors.T, starts, axis=1)
+    return run_from_scores(queries, scores, ids)
+
+
 def run_from_scores(qids, scores: np.ndarray, ids: list[str]) -> dict:
     """``{query id: {doc id: score}}``, the top ``DEPTH`` of each row of a query x document matrix."""
     out = {}
