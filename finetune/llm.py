@@ -84,7 +84,7 @@ def open_generator(config, cache_path: Path) -> CachedGenerator:
     kind = config.generator
     model = config.generator_model or ("smollm2" if kind == "local" else None)
     name = f"{kind}:{model}" + (f"@{config.base_url}" if kind == "openai" else "")
-    backend = choose_local_backend(model)[0] if kind == "local" else None
+    backend, why = choose_local_backend(model) if kind == "local" else (None, None)
     if backend == "llama.cpp":
         name += ":llama.cpp"
 
@@ -92,6 +92,7 @@ def open_generator(config, cache_path: Path) -> CachedGenerator:
         if kind == "openai":
             return load_generator("openai", model=model, base_url=config.base_url,
                                   api_key_env=config.api_key_env or None, deadline=config.generator_deadline)
-        return load_generator("local", model=model, batch_size=config.generator_batch_size, backend=backend)
+        return load_generator("local", model=model, batch_size=config.generator_batch_size, backend=backend,
+                              why=why)
 
     return CachedGenerator(factory, name, cache_path, batch_size=config.generator_batch_size)

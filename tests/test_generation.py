@@ -264,7 +264,12 @@ def test_without_llama_cpp_load_generator_falls_back_to_transformers(monkeypatch
 
     config = SimpleNamespace(generator="local", generator_model=None, generator_batch_size=8, base_url=None,
                              api_key_env=None)
-    assert open_generator(config, tmp_path / "cache.jsonl").name == "local:smollm2"
+    cached = open_generator(config, tmp_path / "cache.jsonl")
+    assert cached.name == "local:smollm2"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="linqrag.generation.loader"):
+        assert cached.generator.backend == "transformers"  # the stage logs auto's reason, not "asked for"
+    assert "generator: transformers (llama-cpp-python not installed)" in caplog.text
     # ... and names llama.cpp's answers apart, their sampling being another
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_available", lambda: True)
     monkeypatch.setattr(linqrag.generation.llamacpp, "llama_cpp_runs", lambda gguf: (True, "ran"))

@@ -91,6 +91,7 @@ def load_generator(
     threads: int | None = None,
     instances: int | None = None,
     deadline: float = 300.0,
+    why: str | None = None,
 ) -> Generator:
     """A generator by kind: ``local`` (``model`` defaults to the packaged ``smollm2``) or ``openai``
     (``base_url`` and ``model`` default to ``$OPENAI_BASE_URL`` and ``$OPENAI_MODEL``).
@@ -99,10 +100,15 @@ def load_generator(
     and the run is on the CPU, transformers otherwise (:func:`choose_local_backend`); ``llama.cpp``
     or ``transformers`` force one. ``threads``: llama.cpp threads (default ``torch.get_num_threads()``),
     spread over ``instances`` contexts (default one single-thread context per thread).
-    The choice is logged and readable as ``generator.backend``."""
+    The choice is logged and readable as ``generator.backend``. ``why``: the reason to log for a
+    ``backend`` the caller already chose with :func:`choose_local_backend` (its ``auto`` reason,
+    not "asked for")."""
     if kind == "local":
         model = model or "smollm2"
-        chosen, why = choose_local_backend(model, backend, device)
+        if why is None or backend in (None, "auto"):
+            chosen, why = choose_local_backend(model, backend, device)
+        else:
+            chosen = backend
         log.warning("generator: %s (%s)", chosen, why)
         if chosen == "llama.cpp":
             return llamacpp.LlamaCppGenerator(model, n_threads=threads, instances=instances)
