@@ -69,11 +69,24 @@ def teacher_scores(bm25, base_q: np.ndarray, docs: np.ndarray, queries: list[str
     return fused
 
 
-def train_linear(base_q: np.ndarray, targets: np.ndarray, docs: np.ndarray, args, on_epoch=None):
-    """A residual map ``q -> normalize(q + q W)`` (W starts at zero: the base) fitted by KL to the
-    teacher's softmax over every document; ``on_epoch(epoch, W)`` after each epoch."""
-    import torch
+def kl_to_teacher(q, doc_t, teacher_rows, temperature: float):
+    """KL from the teacher's distribution over every document to the student's (queries ``q``)."""
     import torch.nn.functional as F
+
+    return F.kl_div(F.log_softmax(q @ doc_t.T / temperature, dim=1), teacher_rows, reduction="batchmean")
+
+
+def residual(x, weight):
+    """The linear student: ``normalize(x + x W)`` (W = 0 is the base)."""
+    import torch.nn.functional as F
+
+    return F.normalize(x + x @ weight, dim=-1)
+
+
+def train_linear(base_q: np.ndarray, targets: np.ndarray, docs: np.ndarray, args, on_epoch=None):
+    """A :func:`residual` map (W starts at zero: the base) fitted by KL to the teacher's softmax
+    over every document; ``on_epoch(epoch, W)`` after each epoch."""
+    import torch
 
     doc_t = torch.from_numpy(docs)
     queries = torch.from_numpy(base_q)
@@ -82,9 +95,7 @@ def train_linear(base_q: np.ndarray, targets: np.ndarray, docs: np.ndarray, args
     optimizer = torch.optim.Adam([weight], lr=args.linear_lr)
     for epoch in range(1, args.epochs + 1):
         for members in torch.randperm(len(queries)).split(args.batch_size):
-            q = F.normalize(queries[members] + queries[members] @ weight, dim=-1)
-            loss = F.kl_div(F.log_softmax(q @ doc_t.T / args.temperature, dim=1), teacher[members],
-                            reduction="batchmean")
+            loss = kl_to_teacher(residual(queries[members], weight), doc_t, teacher[members], args.temperature)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -95,17 +106,14 @@ def train_linear(base_q: np.ndarray, targets: np.ndarray, docs: np.ndarray, args
 
 def apply_linear(vectors: np.ndarray, weight) -> np.ndarray:
     import torch
-    import torch.nn.functional as F
 
-    x = torch.from_numpy(vectors)
-    return F.normalize(x + x @ weight, dim=-1).numpy()
+    return residual(torch.from_numpy(vectors), weight).numpy()
 
 
 def train_lora(embedder, queries: list[str], targets: np.ndarray, docs: np.ndarray, args, on_step=None) -> None:
     """LoRA on the query encoder, KL to the teacher over the whole corpus; ``on_step(step)`` at each
     ``--eval-every``."""
     import torch
-    import torch.nn.functional as F
 
     from finetune.lora import add_lora
 
@@ -121,8 +129,7 @@ def train_lora(embedder, queries: list[str], targets: np.ndarray, docs: np.ndarr
         lo = ((step - 1) * args.batch_size) % len(order)
         members = order[lo:lo + args.batch_size]
         q = embedder.forward(embedder.pad([ids[i] for i in members]))
-        loss = F.kl_div(F.log_softmax(q @ doc_t.T / args.temperature, dim=1), teacher[members],
-                        reduction="batchmean")
+        loss = kl_to_teacher(q, doc_t, teacher[members], args.temperature)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
