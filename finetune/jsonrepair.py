@@ -17,6 +17,10 @@ from linqrag.errors import LinqragError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+_SCALAR = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|true|false|null")
+_LITERALS = {"true": True, "false": False, "null": None}
+#: Python refuses to turn more than 4,300 digits into an int; no field we read needs a tenth of that.
+_MAX_NUMBER_CHARS = 400
 
 
 class OutputRejected(LinqragError, ValueError):
@@ -42,8 +46,15 @@ def _first_wins(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _strict(text: str, start: int):
+    """Strict JSON at ``start``, or ``json.JSONDecodeError`` for anything it refuses: Python's reader
+    also raises ``RecursionError`` on deep nesting and a bare ``ValueError`` on over-long integers."""
     decoder = json.JSONDecoder(object_pairs_hook=_first_wins)
-    value, _ = decoder.raw_decode(text, start)
+    try:
+        value, _ = decoder.raw_decode(text, start)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as error:
+        raise json.JSONDecodeError(type(error).__name__, text, start) from None
     return value
 
 
@@ -92,11 +103,24 @@ class _Scanner:
         return None
 
     def scalar(self):
-        match = re.match(r"-?\d+(?:\.\d+)?|true|false|null", self.text[self.pos:])
+        """A number, ``true``, ``false`` or ``null``; numbers JSON forbids (``001``, ``1.``) are read as
+        Python reads them, and a number too long to be one ends the scan."""
+        match = _SCALAR.match(self.text, self.pos)
         if not match:
             return None, False
-        self.pos += match.end()
-        return json.loads(match.group()), True
+        token = match.group()
+        if token in _LITERALS:
+            value = _LITERALS[token]
+        elif len(token) > _MAX_NUMBER_CHARS:
+            return None, False
+        elif re.fullmatch(r"-?\d+", token):
+            if re.match(r"-?0\d", token):
+                self.notes.append("leading_zero")
+            value = int(token)
+        else:
+            value = float(token)
+        self.pos = match.end()
+        return value, True
 
     def pairs(self) -> dict:
         out: dict = {}
