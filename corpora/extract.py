@@ -139,6 +139,10 @@ _CHROME_XPATH = " | ".join([
     f"{_RUSTDOC}//rustdoc-toolbar", f"{_RUSTDOC}//rustdoc-topbar",
     f"//*[@id='menu-bar' or @id='mdbook-help-container' or @id='search-wrapper' or {_class('menu-bar')}]",
     f"//a[{_class('headerlink')}]",
+    # page-to-page navigation that generators put in the text flow: Texinfo's "Next: ..., Previous: ..., Up: ...
+    # [Contents][Index]", DocBook's navheader/navfooter, any short paragraph of next/previous/up links
+    f"//*[{_class('nav-panel')} or {_class('navheader')} or {_class('navfooter')} or {_class('navigation')}]",
+    "//p[a[@rel='next' or @rel='prev' or @rel='previous' or @rel='up'] and string-length(normalize-space(.)) < 400]",
 ])
 #: The outermost main landmarks (chrome inside them is dropped anyway).
 _MAIN_XPATH = ("//main[not(ancestor::main or ancestor::*[@role='main'])]"
@@ -255,10 +259,3 @@ def normalise_whitespace(text: str) -> str:
     text = re.sub(r"[ \t\f\v\r]{2,}|[\t\f\v\r]", " ", text)
     text = re.sub(r" +\n *|\n +", "\n", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def markdown_title(text: str) -> str:
-    for line in text.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return ""

@@ -16,11 +16,11 @@ from corpora.extract import (
     decode_wide,
     html_to_text,
     looks_binary,
-    markdown_title,
     normalise_whitespace,
     pdf_to_text,
 )
 from corpora.records import BeirDataset, Document, LoadReport, Skipped
+from corpora.titles import text_title
 from linqrag.errors import LinqragError
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
@@ -55,7 +55,7 @@ def read_file(path: Path, doc_id: str) -> list[Document]:
         if suffix in HTML_SUFFIXES:
             text, title = html_to_text(raw)
         else:
-            text, title = normalise_whitespace(raw), markdown_title(raw) if suffix != ".txt" else ""
+            text, title = normalise_whitespace(raw), text_title(raw) if suffix != ".txt" else ""
         if encoding != "utf-8":
             return [Document(doc_id, text, title or path.stem, str(path), {"encoding": encoding})] if text else []
     return [Document(doc_id, text, title or path.stem, str(path))] if text else []

@@ -27,6 +27,23 @@ def test_html_boilerplate_is_stripped(topic_corpus):
         assert boilerplate not in doc.text
 
 
+@pytest.mark.parametrize(("name", "text", "title"), [
+    ("pep-0572.rst", "PEP: 572\nTitle: Assignment Expressions\nAuthor: Chris Angelico\n\nAbstract\n========\n\nBody.\n",
+     "Assignment Expressions"),
+    ("guide.rst", "=============\n User Guide\n=============\n\nInstalling\n----------\n\nRun it.\n", "User Guide"),
+    ("intro.rst", "Getting started\n~~~~~~~~~~~~~~~\n\nText.\n", "Getting started"),
+    ("setext.md", "Release notes\n=============\n\nText.\n", "Release notes"),
+    ("setext2.md", "Caching results\n---------------\n\nText.\n", "Caching results"),
+    ("atx.md", "Some lead-in.\n\n# Real title\n\nText.\n", "Real title"),
+    ("abstract.rst", "Abstract\n========\n\nThis PEP proposes things.\n", "abstract"),  # a section name: file name
+    ("para.md", "A paragraph that goes on\nand then a rule\n---\n\nText.\n", "para"),  # not a heading
+])
+def test_rst_and_setext_titles_are_read(tmp_path, name, text, title):
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    (doc,) = load_directory(tmp_path).documents
+    assert doc.title == title
+
+
 def test_bad_files_are_skipped_with_reasons(tmp_path):
     (tmp_path / "good.txt").write_text("A perfectly good document about rivers.")
     (tmp_path / "empty.txt").write_bytes(b"")
@@ -250,3 +267,20 @@ def test_whitespace_is_collapsed_but_single_spaces_and_paragraphs_are_kept():
 
     text = "a  b\tc \r\n  d\n\n\n\ne\x0bf single spaces stay"
     assert normalise_whitespace(text) == "a b c\nd\n\ne f single spaces stay"
+
+
+def test_texinfo_page_navigation_is_not_text():
+    from corpora.extract import html_to_text
+
+    page = """<html><head><title>Invoking make (GNU make)</title></head><body>
+<div class="nav-panel"><p>Next: <a href="Options.html" accesskey="n" rel="next">Options</a>, Previous:
+<a href="Running.html" accesskey="p" rel="prev">Running</a>, Up: <a href="index.html" rel="up">Top</a>
+[<a href="index.html#SEC_Contents" rel="contents">Contents</a>][<a href="Index.html" rel="index">Index</a>]</p></div>
+<hr><h2>9.1 Arguments to Specify the Makefile</h2>
+<p>The way to specify the name of the makefile is with the -f or --file option.</p>
+<div class="header"><p>Next: <a href="Goals.html" rel="next">Goals</a>, Up: <a href="Running.html" rel="up">How to Run</a></p></div>
+</body></html>"""
+    text, _ = html_to_text(page)
+    assert "with the -f or --file option" in text
+    for chrome in ("Next:", "Previous:", "Up:", "[Contents]", "[Index]"):
+        assert chrome not in text, text

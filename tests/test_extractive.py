@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer, sentence_spans
+from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer
+from answers.sentences import clean_span, sentence_spans
+from indexing.records import Hit
 from answers.highlight import highlighted_html
 from indexing import open_index
 
@@ -89,3 +91,74 @@ def test_no_hits_and_a_strict_threshold_are_not_found(topics, minilm):
     hits = topics.retriever("dense", minilm).search("How does a volcano erupt?", 3).hits
     strict = ExtractiveConfig(min_score=1.01)
     assert extractive_answer("How does a volcano erupt?", hits, minilm, strict).text == NOT_FOUND
+
+
+def _hit(text: str, doc: str = "guide.rst", rank: int = 1) -> Hit:
+    return Hit(f"{doc}:0", 1.0 / rank, rank, text, {"doc_id": doc, "title": "Guide"})
+
+
+def _assert_verbatim_and_cited(answer, hits):
+    """Every quoted piece is a whitespace-collapsed range of its cited hit, followed by its number."""
+    assert answer.citations
+    rest = answer.text
+    for citation in answer.citations:
+        assert citation.hit in hits
+        for start, end in citation.spans:
+            quoted = clean_span(citation.hit.text[start:end])
+            assert f"{quoted} [{citation.number}]" in answer.text
+            rest = rest.replace(f"{quoted} [{citation.number}]", "")
+    assert not rest.strip(), rest
+
+
+LISTED = """Configuration
+=============
+
+The cache lives in the user's home folder and is created on first use.
+
+The build reads three environment variables:
+
+- ``LINQRAG_INDEX_DIR`` names the index folder.
+- ``LINQRAG_DATA`` names the data folder.
+- ``LINQRAG_API_KEY`` protects the served API.
+
+To rebuild from scratch, run::
+
+    python -m indexing build --corpus docs --rebuild
+
+The rebuild drops the old collection first.
+"""
+
+
+@pytest.mark.parametrize("question, gold", [
+    ("Which environment variable protects the served API?", "LINQRAG_API_KEY"),
+    ("What command rebuilds the index from scratch?", "--rebuild"),
+])
+def test_list_items_and_literals_after_a_lead_in_can_be_quoted(minilm, question, gold):
+    hits = [_hit(LISTED), _hit("Unrelated text about volcanoes and magma chambers in the crust.", "other.md", 2)]
+    answer = extractive_answer(question, hits, minilm, ExtractiveConfig(min_score=-1.0))
+    assert gold in answer.text, answer.text
+    _assert_verbatim_and_cited(answer, hits)
+
+
+def test_the_fact_in_the_sentence_after_the_topic_sentence_is_quoted(minilm):
+    text = ("The line length limit was discussed at length on the mailing list. "
+            "It was finally set to 79 characters, with 72 for docstrings.\n\nOther rules follow.")
+    hits = [_hit(text)]
+    answer = extractive_answer("How many characters is the line length limit?", hits, minilm,
+                               ExtractiveConfig(min_score=-1.0))
+    assert "79 characters" in answer.text, answer.text
+    _assert_verbatim_and_cited(answer, hits)
+
+
+def test_a_long_legal_sentence_is_offered_by_its_clauses(minilm):
+    text = ("(1) Whoever commits forgery of a document which purports to be a valuable security or a will, or an "
+            "authority to adopt a son, or which purports to give authority to any person to make or transfer any "
+            "valuable security, or to receive the principal, interest or dividends thereon, or to receive or deliver "
+            "any money, movable property, or valuable security, shall be punished with imprisonment for life, or "
+            "with imprisonment of either description for a term which may extend to ten years, and shall also be "
+            "liable to fine.")
+    hits = [_hit(text, "S99")]
+    answer = extractive_answer("What is the maximum punishment for forging a will?", hits, minilm,
+                               ExtractiveConfig(min_score=-1.0))
+    assert "imprisonment for life" in answer.text
+    _assert_verbatim_and_cited(answer, hits)

@@ -1,0 +1,90 @@
+"""Choose the extractive reader's weights on the dev half of the answer bench (never the test half).
+
+The candidates, their cosines, lexical scores and "holds what is asked" flags do not depend on the
+weights, so they are computed once per question and the grid is scored from them: contains-gold of
+the quoted answer (no threshold) among the questions whose retrieved chunks hold the gold, and the
+separation of answerable from unanswerable questions by the best score (AUC), per setting.
+
+    python bench/answers_tune.py                 # dev half, all four corpora
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+# bench/answers.py (it sets the path and the offline environment) under another name: ``answers`` is the package
+_spec = importlib.util.spec_from_file_location("answer_bench", Path(__file__).with_name("answers.py"))
+bench = sys.modules["answer_bench"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+from answers.extractive import ExtractiveConfig, score_hits, select_spans  # noqa: E402
+
+GRID = {
+    "lexical_weight": (0.3, 0.5, 0.7),
+    "asked_bonus": (0.0, 0.06, 0.12, 0.2),
+    "piece_cost": (0.0, 0.02, 0.04, 0.08),
+    "rank_weight": (0.0, 0.02, 0.05),
+    "max_quotes": (1, 2, 3),
+    "relative_keep": (0.8, 0.9),
+}
+
+
+def rescored(spans, config: ExtractiveConfig):
+    w = config.lexical_weight
+    return [replace(s, score=(1 - w) * s.semantic + w * s.lexical + config.asked_bonus * s.asked
+                    - config.piece_cost * (len(s.pieces) - 1) - config.rank_weight * s.hit) for s in spans]
+
+
+def auc(pos: list[float], neg: list[float]) -> float:
+    pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
+    return sum(pairs) / len(pairs) if pairs else float("nan")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpora", default=",".join(bench.CORPORA))
+    p.add_argument("--top", type=int, default=15, help="settings printed")
+    args = p.parse_args(argv)
+    from embedder import load_embedder
+
+    names = args.corpora.split(",")
+    questions = [q for q in bench.load_questions() if q.corpus in names and q.split == "dev"]
+    embedder = load_embedder("minilm")
+    indexes = bench.build_indexes(names, embedder)
+    questions = [q for q in questions if q.corpus in indexes]
+    base = ExtractiveConfig(min_score=-1e9)
+    cached = []
+    for q in questions:
+        hits = indexes[q.corpus].retriever("hybrid", embedder).search(q.question, 5).hits
+        ceiling = q.answerable and any(q.found_in(h.text) for h in hits)
+        cached.append((q, ceiling, score_hits(q.question, hits, embedder, base)))
+    rows = []
+    keys = list(GRID)
+    for values in itertools.product(*GRID.values()):
+        config = replace(base, **dict(zip(keys, values, strict=True)))
+        hit_gold, n_ceiling, pos, neg = 0, 0, [], []
+        for q, ceiling, spans in cached:
+            spans = rescored(spans, config)
+            best = max((s.score for s in spans), default=-1.0)
+            (pos if q.answerable else neg).append(best)
+            if ceiling:
+                n_ceiling += 1
+                hit_gold += q.found_in(" ".join(s.text for s in select_spans(spans, config)))
+        rows.append((hit_gold / max(1, n_ceiling), auc(pos, neg), dict(zip(keys, values, strict=True))))
+    rows.sort(key=lambda r: (-r[0], -r[1]))
+    print(f"{len(questions)} dev questions, {sum(c for _, c, _ in cached)} with the gold in their chunks")
+    for of_ceiling, separation, setting in rows[:args.top]:
+        print(f"of ceiling {of_ceiling:.3f}  AUC {separation:.3f}  {setting}")
+    shipped = [r for r in rows if all(r[2][k] == getattr(ExtractiveConfig(), k) for k in keys)]
+    for of_ceiling, separation, _ in shipped:
+        print(f"shipped: of ceiling {of_ceiling:.3f}  AUC {separation:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The title of a plain-text document (Markdown or reStructuredText), read the way each format marks it.
+
+A title reaches every chunk, BM25 and the pages, so a folder of ``.rst`` files titled by file name
+(``pep-0572``) loses the words a user searches by. Recognised, first one wins, top to bottom:
+
+- a field header before the first blank line (``Title: ...`` as PEPs and RFC-822 headers write it,
+  or reST docinfo ``:Title: ...``);
+- an ATX heading ``# Title`` (level one);
+- a setext / reST heading: a line underlined with a run of one punctuation character (``====``,
+  ``----``, ``~~~~`` ...), with or without the same run as an overline.
+
+A first heading that only names a section (``Abstract``, ``Introduction`` ...) is no title: the
+caller falls back to the file name.
+"""
+
+from __future__ import annotations
+
+import re
+
+_ATX = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+_FIELD = re.compile(r"^:?title:\s*(.+?)\s*$", re.IGNORECASE)
+#: a reST adornment: one punctuation character repeated; Markdown setext uses = and -
+_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:._<>!$%&,;?@\\/|])\1{2,}\s*$")
+#: section names that say nothing about the document they open
+_GENERIC = frozenset(["abstract", "introduction", "overview", "contents", "table of contents", "summary",
+                      "motivation", "preamble", "readme", "index", "notes"])
+_SCAN_LINES = 400  # a title sits near the top; a long document is not scanned to its end
+
+
+def _clean(title: str) -> str:
+    title = re.sub(r"[*_`]{1,2}(\S(?:.*?\S)?)[*_`]{1,2}", r"\1", title)  # emphasis and literals
+    return " ".join(title.split())
+
+
+def _header_title(lines: list[str]) -> str:
+    """``Title:`` in the leading field block (every line a ``Field: value`` or its continuation), or
+    in YAML front matter between two ``---`` lines."""
+    if lines and lines[0].strip() == "---":
+        lines = lines[1:]
+        lines = lines[:lines.index("---")] if "---" in lines else []
+    for line in lines:
+        if not line.strip():
+            return ""
+        match = _FIELD.match(line.strip())
+        if match:
+            return match.group(1)
+        if not re.match(r"^:?[A-Za-z][\w -]*:(\s|$)", line.strip()) and not line[:1].isspace():
+            return ""
+    return ""
+
+
+def _heading(lines: list[str], i: int) -> str | None:
+    """The heading that starts at line ``i`` (ATX, underline or overline form), or None."""
+    line = lines[i].rstrip()
+    atx = _ATX.match(line)
+    if atx:
+        return atx.group(1)
+    over = _ADORNMENT.match(line)
+    if over:
+        if i + 2 < len(lines) and lines[i + 1].strip() and not _ADORNMENT.match(lines[i + 1].rstrip()):
+            under = _ADORNMENT.match(lines[i + 2].rstrip())
+            if under and under.group(1) == over.group(1):
+                return lines[i + 1].strip()
+        return None
+    text = line.strip()
+    if not text or line[:1].isspace() or i + 1 >= len(lines):
+        return None
+    under = _ADORNMENT.match(lines[i + 1].rstrip())
+    if not under or len(lines[i + 1].strip()) < min(len(text), 3):
+        return None
+    previous = lines[i - 1].strip() if i > 0 else ""
+    return text if not previous else None  # a heading stands after a blank line (its overline is caught above)
+
+
+def text_title(text: str) -> str:
+    """The document's title, or ``""`` (the caller uses the file name)."""
+    lines = text.splitlines()[:_SCAN_LINES]
+    title = _header_title(lines)
+    if not title:
+        for i in range(len(lines)):
+            heading = _heading(lines, i)
+            if heading:
+                title = heading
+                break
+    title = _clean(title)
+    return "" if title.lower().strip(" :.") in _GENERIC else title
