@@ -17,7 +17,7 @@ OWN_QUERY = "(type your own)"
 TABLE_CONFIG = {
     "text": st.column_config.TextColumn("text", width="large",
                                         help="the chunk around its sentence closest to the query, marked «like this»"),
-    "document": st.column_config.TextColumn("document", width="small"),
+    "document": st.column_config.TextColumn("document", width="medium"),
 }
 
 

@@ -19,8 +19,8 @@ from indexing.records import SearchResult
 DEPTH = 100  # hits per retriever behind the metrics; the tables show the first SHOW
 SHOW = 10
 SNIPPET = 320  # characters of chunk text per row
-#: columns in the order a reader scans them
-TABLE_ORDER = ("rank", "text", "document", "shared", "relevant", "score")
+#: columns in the order a reader scans them; the wide text last, so the short ones never sit past the right edge
+TABLE_ORDER = ("rank", "document", "shared", "relevant", "score", "text")
 BATCH_METRICS = ("ndcg@10", "recall@10", "recall@100")
 
 

@@ -80,6 +80,7 @@ def build(folder: Path | None, corpus_name: str | None, option: str, choices: Em
         st.error(str(error))
     else:
         st.session_state["last_build"] = report  # shown after the rerun
+        st.session_state["offer_built"] = True  # the Chat page offers to search the new index
         st.rerun()
 
 

@@ -115,6 +115,19 @@ def opening_index(manifests: list[Manifest]) -> tuple[Manifest, str]:
     return manifests[0], "newest"
 
 
+def newest_offer(current: Manifest | None) -> Manifest | None:
+    """The index built last on the Index page when the sidebar is on another one (the Chat page offers
+    to switch), else None; the offer is made once."""
+    if not st.session_state.get("offer_built"):
+        return None
+    manifests, _ = available_indexes()
+    newest = manifests[0] if manifests else None
+    if newest is None or current is None or (newest.corpus, newest.signature) == (current.corpus, current.signature):
+        st.session_state.pop("offer_built", None)
+        return None
+    return newest
+
+
 def _mark_chosen() -> None:
     st.session_state["choice_made"] = True
 
@@ -182,6 +195,10 @@ def sidebar() -> Settings:
         manifest = None
         if manifests:
             corpora = list(dict.fromkeys(m.corpus for m in manifests))
+            switch_to = st.session_state.pop("switch_to", None)  # (corpus, embedder label) from the Chat page's offer
+            if switch_to and switch_to[0] in corpora:  # applied before the widgets exist
+                st.session_state["corpus"], st.session_state["preferred_embedder"] = switch_to
+                st.session_state["choice_made"] = True
             if st.session_state.get("corpus") not in corpora:  # a new browser session (or its corpus is gone)
                 first, why = opening_index(manifests)
                 st.session_state["corpus"] = first.corpus

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -26,9 +27,18 @@ def source_name(hit: Hit) -> str:
     return name
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
+
+
+def plain_label(text: str) -> str:
+    """``text`` for a Streamlit label, which renders Markdown: ``corpora.__init__.md`` must not turn bold."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def hit_label(hit: Hit, retriever: str | None) -> str:
-    """Rank always; the score only where a reader can read it (dense cosine), not RRF or BM25 values."""
-    label = f"{source_name(hit)} · retrieved #{hit.rank}"
+    """Rank always; the score only where a reader can read it (dense cosine), not RRF or BM25 values.
+    The file name is escaped: labels render Markdown."""
+    label = f"{plain_label(source_name(hit))} · retrieved #{hit.rank}"
     return label + (f" · similarity {hit.score:.2f}" if retriever == "dense" else "")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from corpora import CorpusError, load_corpus
@@ -212,6 +213,19 @@ def _chunk_changed(job: BuildJob, previous: Previous) -> tuple[list[Chunk], dict
     return chunks, files
 
 
+def _encode_with_progress(job: BuildJob, part: list[Chunk], done: int, total: int, bar) -> np.ndarray:
+    """The part's vectors, encoded a model batch at a time so the progress moves while a part is
+    embedded (a 124-chunk build is one upsert part: its bar sat at 0 for most of the build)."""
+    step = job.batch_size or getattr(job.embedder, "batch_size", 32) or 32
+    vectors = []
+    for j in range(0, len(part), step):
+        piece = part[j:j + step]
+        vectors.append(job.embedder.encode_documents([c.indexed_text for c in piece], batch_size=job.batch_size))
+        bar.update(len(piece))
+        job.progress("embed", done + j + len(piece), total)
+    return np.concatenate(vectors) if vectors else np.zeros((0, job.embedder.dim), dtype=np.float32)
+
+
 def _reconcile_vectors(job: BuildJob, store: VectorStore, chunks: list[Chunk]) -> tuple[int, int]:
     """Embed and store the chunks Chroma lacks, a durable batch at a time, and delete ids no
     document produces any more; returns ``(embedded, removed)``."""
@@ -221,10 +235,9 @@ def _reconcile_vectors(job: BuildJob, store: VectorStore, chunks: list[Chunk]) -
     job.progress("embed", 0, len(missing))
     with tqdm(total=len(missing), desc="embed", unit="chunk", disable=not job.show_progress or not missing) as bar:
         for i in range(0, len(missing), job.upsert_batch):
-            part = missing[i : i + job.upsert_batch]
-            store.upsert(part, job.embedder.encode_documents([c.indexed_text for c in part], batch_size=job.batch_size))
-            bar.update(len(part))
-            job.progress("embed", i + len(part), len(missing))
+            # sorted by length: each model batch then pads little, as one call over the part would
+            part = sorted(missing[i : i + job.upsert_batch], key=lambda c: len(c.indexed_text))
+            store.upsert(part, _encode_with_progress(job, part, i, len(missing), bar))
             log.info("upserted %d/%d chunks", i + len(part), len(missing))
     if stale:
         store.delete(stale)

@@ -278,7 +278,8 @@ def test_texinfo_page_navigation_is_not_text():
 [<a href="index.html#SEC_Contents" rel="contents">Contents</a>][<a href="Index.html" rel="index">Index</a>]</p></div>
 <hr><h2>9.1 Arguments to Specify the Makefile</h2>
 <p>The way to specify the name of the makefile is with the -f or --file option.</p>
-<div class="header"><p>Next: <a href="Goals.html" rel="next">Goals</a>, Up: <a href="Running.html" rel="up">How to Run</a></p></div>
+<div class="header"><p>Next: <a href="Goals.html" rel="next">Goals</a>,
+Up: <a href="Running.html" rel="up">How to Run</a></p></div>
 </body></html>"""
     text, _ = html_to_text(page)
     assert "with the -f or --file option" in text

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer
-from answers.sentences import clean_span, sentence_spans
-from indexing.records import Hit
 from answers.highlight import highlighted_html
+from answers.sentences import clean_span, sentence_spans
 from indexing import open_index
+from indexing.records import Hit
 
 RST = """PEP title
 =========
