@@ -46,6 +46,7 @@ class ExtractiveConfig:
     max_span_chars: int = 500
     max_list_chars: int = 700  #: a lead-in with the list or literal it introduces may be this long
     max_block_chars: int = 200  #: one line of a table or code quoted alone
+    use_headings: bool = True  #: read each candidate with its section's heading (embedded and matched)
     max_embedded: int = 64  #: pieces embedded per answer (the rest are dropped by lexical score first)
     duplicate_jaccard: float = 0.6  #: content-word Jaccard at which a candidate repeats one already quoted
 
@@ -63,19 +64,21 @@ class Span:
     semantic: float = 0.0
     lexical: float = 0.0
     title: str = ""  # the document's title: embedded with the pieces, as chunks are indexed
+    heading: str = ""  # the heading of the section it stands in: read with it, embedded and matched
     pieces: tuple[tuple[int, int], ...] = ()
     piece_texts: tuple[str, ...] = ()  # each piece as quoted (what the embedder compares)
     asked: bool = False  # holds what the question asks for
 
     @property
     def context(self) -> str:
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        """What the candidate is read with: the document's title and its section's heading."""
+        return "\n".join(p for p in (self.title, self.heading, self.text) if p)
 
 
 def _span(i: int, hit: Hit, run: Sequence[Unit]) -> Span:
     start, end = run[0].start, run[-1].end
     return Span(i, start, end, clean_span(hit.text[start:end]), title=str(hit.metadata.get("title") or ""),
-                pieces=tuple((u.start, u.end) for u in run),
+                heading=run[0].heading, pieces=tuple((u.start, u.end) for u in run),
                 piece_texts=tuple(clean_span(hit.text[u.start:u.end]) for u in run))
 
 
@@ -141,7 +144,8 @@ def _piece_cosines(question: str, spans: Sequence[Span], lexical: np.ndarray, em
         for (start, end), text in zip(span.pieces, span.piece_texts, strict=True):
             key = (span.hit, start, end)
             if key not in wanted and len(wanted) < config.max_embedded:
-                wanted[key] = f"{span.title}\n{text}" if span.title else text
+                heading = span.heading if config.use_headings else ""
+                wanted[key] = "\n".join(p for p in (span.title, heading, text) if p)
         if len(wanted) >= config.max_embedded:
             break
     if not wanted:
@@ -156,7 +160,7 @@ def score_spans(question: str, spans: Sequence[Span], embedder, config: Extracti
     without an embedder the cosine is replaced by the lexical score."""
     if not spans:
         return []
-    lexical = lexical_scores(question, [s.text for s in spans])
+    lexical = lexical_scores(question, [f"{s.heading}\n{s.text}" if config.use_headings else s.text for s in spans])
     cosines = _piece_cosines(question, spans, lexical, embedder, config) if embedder is not None else {}
     wants = asked_for(question)
     w = config.lexical_weight

@@ -4,7 +4,7 @@ headings and rules left out, and a sentence cleaned as it is quoted."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _RULE = re.compile(r"^\s*([=\-~^*#+`:_.|])\1{2,}\s*$")  # rST underlines, markdown rules
@@ -29,6 +29,7 @@ class _Paragraphs:
         self.literal_indent: int | None = None
         self.blocks: list[tuple[int, int]] = []  # literal blocks, fenced code and table rows: never quoted alone
         self.items: set[int] = set()  # starts of paragraphs that are list items
+        self.headings: list[tuple[int, str]] = []  # (offset, text) of each heading, in order
 
     def block(self, start: int, end: int) -> None:
         """A line of a literal block, code or a table: each line its own piece, so one can be quoted."""
@@ -37,6 +38,8 @@ class _Paragraphs:
     def close(self, heading: bool = False) -> None:
         if self.start is not None and not heading:
             self.out.append((self.start, self.end))
+        elif self.start is not None:
+            self.headings.append((self.start, self.text[self.start:self.end].strip()))
         self.start = self.end = None
         self.lines = 0
 
@@ -57,7 +60,9 @@ class _Paragraphs:
             self.close(heading=self.lines == 1)
         elif _TABLE.match(line) or _HEADING.match(line) or stripped.startswith(">>>"):
             self.close()
-            if not _HEADING.match(line):
+            if _HEADING.match(line):
+                self.headings.append((line_start, stripped.lstrip("#").strip()))
+            else:
                 self.block(line_start + indent, line_start + len(line.rstrip()))
         else:
             self._prose(line, line_start, indent)
@@ -148,6 +153,7 @@ class Unit:
     start: int
     end: int
     kind: str
+    heading: str = ""  # the heading of the section it stands in (within the chunk), if any
 
 
 #: where a long sentence (a statute's, a legal clause) divides: after ; or : and before an enumerator "(a)"
@@ -185,7 +191,17 @@ def units(text: str) -> list[Unit]:
                 if end - start > LONG_SENTENCE:
                     out += [Unit(a, b, "clause") for a, b in _clauses(text, start, end)]
     out += [Unit(s, e, "block") for s, e in scan.blocks]
-    return sorted(out, key=lambda u: (u.start, -u.end))
+    out.sort(key=lambda u: (u.start, -u.end))
+    return [replace(u, heading=_heading_before(scan.headings, u.start)) for u in out] if scan.headings else out
+
+
+def _heading_before(headings: list[tuple[int, str]], offset: int) -> str:
+    last = ""
+    for start, text in headings:
+        if start >= offset:
+            break
+        last = text
+    return last
 
 
 _FOOTNOTE = re.compile(r"\s?\[(?:\d{1,3}|#\w*)\]_?")

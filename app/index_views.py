@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import session
+from app import access, session
 from app.choices import EmbedderChoices
 from linqrag.errors import LinqragError
 from linqrag.settings import cache_dir
@@ -19,13 +19,28 @@ def document_source() -> tuple[Path | None, str | None]:
     """``(folder, corpus name)``; the name is None for a folder (its own name is used)."""
     source = st.radio("Documents", [FOLDER, UPLOAD, DEMO], key="index_source", horizontal=True)
     if source == FOLDER:
-        typed = st.text_input("Folder (txt, md, html, pdf, BEIR jsonl, or a BEIR dataset folder)", key="index_folder")
-        return (Path(typed).expanduser() if typed.strip() else None), None
+        return _typed_folder(), None
     if source == UPLOAD:
         return _uploaded()
     from corpora import DEMO_CORPUS_NAME, demo_corpus_dir
 
     return demo_corpus_dir(), DEMO_CORPUS_NAME
+
+
+def _typed_folder() -> Path | None:
+    """The folder typed, when this server allows it (``app.access.folder_refusal``), else None."""
+    roots = access.allowed_roots()
+    if roots:
+        st.caption("Allowed folders: " + ", ".join(f"`{r}`" for r in roots))
+    typed = st.text_input("Folder (txt, md, html, pdf, BEIR jsonl, or a BEIR dataset folder)", key="index_folder")
+    if not typed.strip():
+        return None
+    folder = Path(typed).expanduser()
+    refusal = access.folder_refusal(folder)
+    if refusal:
+        st.error(refusal)
+        return None
+    return folder
 
 
 def _uploaded() -> tuple[Path | None, str | None]:

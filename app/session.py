@@ -19,6 +19,7 @@ apply_offline_env()  # before the imports below, which load transformers and chr
 
 from answers.pipeline import RetrievalError, answer_question, needs_embedder  # noqa: E402
 from answers.records import Answer  # noqa: E402
+from app import access  # noqa: E402
 from corpora import DEMO_CORPUS_NAME  # noqa: E402
 from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index  # noqa: E402
 from indexing.manifest import Manifest  # noqa: E402
@@ -47,6 +48,7 @@ class Settings:
     base_url: str
     endpoint_model: str
     path_filter: str = ""  # comma-separated globs on paths relative to the corpus folder
+    api_key_env: str | None = "OPENAI_API_KEY"  # None: send no key to base_url (a visitor typed it)
 
     @property
     def search_filter(self) -> SearchFilter | None:
@@ -145,8 +147,9 @@ def embedder_for(manifest: Manifest):
 
 @st.cache_resource(show_spinner="Opening the index ...")
 def cached_index(directory: str, corpus: str, signature: str, built_at: float):
-    # built_at is part of the key: a rebuilt index is reopened, not served stale
-    index = open_index(directory, corpus=corpus, signature=signature)
+    # built_at is part of the key: a rebuilt index is reopened, not served stale, and with a Chroma
+    # reader of its own (one opened earlier in this process misses vectors another process wrote)
+    index = open_index(directory, corpus=corpus, signature=signature, fresh_store=True)
     index.warm_up()  # Chroma reads the HNSW segment now, not during the first search (~0.3 s at 10k chunks)
     return index
 
@@ -156,10 +159,10 @@ def index_for(manifest: Manifest):
 
 
 @st.cache_resource(show_spinner="Loading the answer model ...")
-def cached_generator(kind: str, model: str | None, base_url: str | None):
+def cached_generator(kind: str, model: str | None, base_url: str | None, api_key_env: str | None = "OPENAI_API_KEY"):
     from linqrag.generation import load_generator
 
-    return load_generator(kind, model=model or None, base_url=base_url or None)
+    return load_generator(kind, model=model or None, base_url=base_url or None, api_key_env=api_key_env)
 
 
 def chat_messages(history: list[dict]) -> list[dict]:
@@ -183,7 +186,7 @@ def ask(settings: Settings, question: str, history: list[dict], on_text=None) ->
     return answer_question(
         index, question, mode=settings.generator, k=settings.top_k, filter=search_filter,
         retriever=settings.retriever, embedder=embedder, history=chat_messages(history), on_text=on_text,
-        generator=lambda: cached_generator(settings.generator, model, settings.base_url),
+        generator=lambda: cached_generator(settings.generator, model, settings.base_url, settings.api_key_env),
         passages_reason="none chosen in the sidebar")
 
 
@@ -237,15 +240,18 @@ def sidebar() -> Settings:
             st.error(str(error))
         generator = st.selectbox("Answer generator", list(GENERATOR_CHOICES), key="generator",
                                  format_func=GENERATOR_CHOICES.get)
-        local_model, base_url, endpoint_model = "smollm2", "", ""
+        local_model, base_url, endpoint_model, key_env = "smollm2", "", "", "OPENAI_API_KEY"
         if generator == "local":
             local_model = st.text_input("Local model (preset, hub id or path)", "smollm2", key="local_model")
         elif generator == "openai":
             base_url = st.text_input("Base URL", os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
                                      key="base_url")
             endpoint_model = st.text_input("Model", os.environ.get("OPENAI_MODEL", ""), key="endpoint_model")
-            st.caption("The API key is read from OPENAI_API_KEY in the server's environment.")
-    return Settings(manifest, retriever, top_k, generator, local_model, base_url, endpoint_model, path_filter)
+            key_env = access.key_env_for(base_url)
+            st.caption("The API key is read from OPENAI_API_KEY in the server's environment." if key_env else
+                       "No API key is sent to this URL: the server's key goes only to its own OPENAI_BASE_URL.")
+    return Settings(manifest, retriever, top_k, generator, local_model, base_url, endpoint_model, path_filter,
+                    key_env)
 
 
 def adapted_runs(root: Path | None = None) -> list:

@@ -30,7 +30,7 @@ GRID = {
     "piece_cost": (0.0, 0.02, 0.04, 0.08),
     "rank_weight": (0.0, 0.02, 0.05),
     "max_quotes": (1, 2, 3),
-    "relative_keep": (0.8, 0.9),
+    "relative_keep": (0.8, 0.85, 0.9),
 }
 
 
@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpora", default=",".join(bench.CORPORA))
     p.add_argument("--top", type=int, default=15, help="settings printed")
+    p.add_argument("--no-headings", action="store_true", help="candidates without their section's heading")
     args = p.parse_args(argv)
     from embedder import load_embedder
 
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     embedder = load_embedder("minilm")
     indexes = bench.build_indexes(names, embedder)
     questions = [q for q in questions if q.corpus in indexes]
-    base = ExtractiveConfig(min_score=-1e9)
+    base = replace(ExtractiveConfig(min_score=-1e9), use_headings=not args.no_headings)
     cached = []
     for q in questions:
         hits = indexes[q.corpus].retriever("hybrid", embedder).search(q.question, 5).hits
@@ -67,22 +68,25 @@ def main(argv=None) -> int:
     keys = list(GRID)
     for values in itertools.product(*GRID.values()):
         config = replace(base, **dict(zip(keys, values, strict=True)))
-        hit_gold, n_ceiling, pos, neg = 0, 0, [], []
+        hit_gold, n_ceiling, pos, neg, chars = 0, 0, [], [], []
         for q, ceiling, spans in cached:
             spans = rescored(spans, config)
             best = max((s.score for s in spans), default=-1.0)
             (pos if q.answerable else neg).append(best)
+            quoted = " ".join(s.text for s in select_spans(spans, config))
+            chars.append(len(quoted))
             if ceiling:
                 n_ceiling += 1
-                hit_gold += q.found_in(" ".join(s.text for s in select_spans(spans, config)))
-        rows.append((hit_gold / max(1, n_ceiling), auc(pos, neg), dict(zip(keys, values, strict=True))))
-    rows.sort(key=lambda r: (-r[0], -r[1]))
+                hit_gold += q.found_in(quoted)
+        rows.append((hit_gold / max(1, n_ceiling), auc(pos, neg), sum(chars) / len(chars),
+                     dict(zip(keys, values, strict=True))))
+    rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
     print(f"{len(questions)} dev questions, {sum(c for _, c, _ in cached)} with the gold in their chunks")
-    for of_ceiling, separation, setting in rows[:args.top]:
-        print(f"of ceiling {of_ceiling:.3f}  AUC {separation:.3f}  {setting}")
-    shipped = [r for r in rows if all(r[2][k] == getattr(ExtractiveConfig(), k) for k in keys)]
-    for of_ceiling, separation, _ in shipped:
-        print(f"shipped: of ceiling {of_ceiling:.3f}  AUC {separation:.3f}")
+    for of_ceiling, separation, chars, setting in rows[:args.top]:
+        print(f"of ceiling {of_ceiling:.3f}  AUC {separation:.3f}  chars {chars:.0f}  {setting}")
+    shipped = [r for r in rows if all(r[3][k] == getattr(ExtractiveConfig(), k) for k in keys)]
+    for of_ceiling, separation, chars, _ in shipped:
+        print(f"shipped: of ceiling {of_ceiling:.3f}  AUC {separation:.3f}  chars {chars:.0f}")
     return 0
 
 

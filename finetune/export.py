@@ -97,7 +97,7 @@ def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None
     if spec.document_template is not None:
         notes.append("documents have a template; format them as linqrag_export.json says before embedding")
     if spec.append_eos:
-        notes.append("the embedder pools an EOS token: check that the serving engine appends it (README, Scaling out)")
+        notes.append("the embedder pools an EOS token: check that the serving engine appends it (docs/scaling-out.md)")
 
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

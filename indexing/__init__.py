@@ -4,8 +4,17 @@ from indexing.build import build_index
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config
 from indexing.filters import FilterError, SearchFilter
 from indexing.records import BuildReport, Chunk, Hit, SearchResult
-from indexing.retrieval import RETRIEVERS, Index, Retriever, SearchError, list_indexes, open_index, rrf_fuse
-from indexing.store import IndexMismatchError, IndexStoreError
+from indexing.retrieval import (
+    RETRIEVERS,
+    Index,
+    Retriever,
+    SearchError,
+    list_indexes,
+    open_index,
+    published_state,
+    rrf_fuse,
+)
+from indexing.store import IndexMismatchError, IndexPermissionError, IndexStoreError
 
 __all__ = [
     "RETRIEVERS",
@@ -16,6 +25,7 @@ __all__ = [
     "Hit",
     "Index",
     "IndexMismatchError",
+    "IndexPermissionError",
     "IndexStoreError",
     "Retriever",
     "SearchError",
@@ -26,5 +36,6 @@ __all__ = [
     "default_chunk_config",
     "list_indexes",
     "open_index",
+    "published_state",
     "rrf_fuse",
 ]

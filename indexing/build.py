@@ -32,6 +32,7 @@ from indexing.store import (
     VectorStore,
     check_index_dir,
     index_key,
+    permission_faults,
     read_chunks,
     write_chunks_atomic,
 )
@@ -81,7 +82,7 @@ def build_index(
     job = BuildJob(corpus, report, embedder, index_dir, name or corpus.resolve().name,
                    chunk_config or default_chunk_config(embedder.max_length), batch_size, upsert_batch,
                    show_progress, progress or _no_progress, chroma_url or settings.chroma_url(), t0)
-    with writer_lock(index_dir, wait_for_lock, what=f"build of {corpus.name}"):
+    with writer_lock(index_dir, wait_for_lock, what=f"build of {corpus.name}"), permission_faults(index_dir, "write"):
         return _build_locked(job)
 
 

@@ -20,6 +20,12 @@ from linqrag.settings import chroma_url, index_dir
 DEFAULT_INDEX_DIR = index_dir()
 
 
+def printable(name) -> str:
+    """``name`` on one line: a control character (a newline in a file name) is written escaped, as
+    ``repr`` would, so it cannot split or forge the line it is printed in; other text is kept as is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX_DIR,
                         help=f"index directory (default {DEFAULT_INDEX_DIR}, or $LINQRAG_INDEX_DIR)")
@@ -52,7 +58,7 @@ def _build(args: argparse.Namespace, corpus) -> int:
                          upsert_batch=args.commit_every, show_progress=not args.no_progress,
                          chroma_url=args.chroma_url, wait_for_lock=args.wait_lock)
     for skipped in report.skipped:
-        print(f"skipped {skipped.path}: {skipped.reason}")
+        print(f"skipped {printable(skipped.path)}: {printable(skipped.reason)}")
     for note in report.notes:
         print(f"note: {note}")
     print(f"index {report.index_key}: {report.documents} documents, {report.total} chunks in {args.index_dir} "
@@ -88,7 +94,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"{result.retriever}: {len(result.hits)} hits in {result.seconds * 1000:.1f} ms{restricted}")
     for h in result.hits:
         snippet = " ".join(h.text.split())[:160]
-        where = f"{h.metadata.get('doc_id')} [{h.metadata.get('start')}:{h.metadata.get('end')}]"
+        where = f"{printable(h.metadata.get('doc_id'))} [{h.metadata.get('start')}:{h.metadata.get('end')}]"
         print(f"{h.rank:3d}. {h.score:8.4f}  {where}\n      {snippet}")
     return 0
 

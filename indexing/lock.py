@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from indexing.store import IndexStoreError
+from indexing.store import IndexStoreError, permission_faults
 
 LOCK_NAME = ".linqrag-write.lock"
 #: Lock files this process holds: a CLI takes the lock before loading a model (so a second build
@@ -49,7 +49,8 @@ def writer_lock(index_dir: Path, wait: float = 0.0, what: str = "build") -> Iter
     if path in _HELD:
         yield
         return
-    fh = open(path, "a+")  # noqa: SIM115 (held for the body)
+    with permission_faults(Path(index_dir), "write"):  # a read-only folder: one line naming it, not a traceback
+        fh = open(path, "a+")  # noqa: SIM115 (held for the body)
     try:
         deadline = time.monotonic() + max(wait, 0.0)
         while True:

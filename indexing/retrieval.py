@@ -36,6 +36,7 @@ from indexing.store import (
     IndexStoreError,
     VectorStore,
     check_index_dir,
+    permission_faults,
     read_chunks,
     stored_vector_count,
 )
@@ -321,6 +322,18 @@ class BM25Retriever(RankingRetriever):
         return [f"no chunk {kept}shares a word with the query"]
 
 
+#: Characters per token of its window an embedder is given of a text: a token seldom spans more than
+#: a few characters, so 8 keep all the window reads, and a long query costs what its first window costs
+#: (the tokenizer otherwise runs over the whole text before truncating). BM25 still reads all of it.
+WINDOW_CHARS_PER_TOKEN = 8
+
+
+def window_text(embedder, text: str) -> str:
+    """``text`` cut to what ``embedder``'s window can read (:data:`WINDOW_CHARS_PER_TOKEN`)."""
+    limit = WINDOW_CHARS_PER_TOKEN * max(1, int(getattr(embedder, "max_length", 0) or 512))
+    return text if len(text) <= limit else text[:limit]
+
+
 class DenseRetriever(RankingRetriever):
     name = "dense"
 
@@ -328,16 +341,18 @@ class DenseRetriever(RankingRetriever):
         self.index, self.embedder, self.instruction = index, embedder, instruction
 
     def notes_for(self, query: str) -> list[str]:
-        formatted = self.embedder.format_queries([query], self.instruction)[0]
+        window = window_text(self.embedder, query)
+        formatted = self.embedder.format_queries([window], self.instruction)[0]
         full = len(self.embedder.tokenizer(formatted, add_special_tokens=True, verbose=False)["input_ids"])
         if full > self.embedder.max_length:
-            return [f"query is {full} tokens; the embedder read only its first {self.embedder.max_length}"]
+            longer = f"over {full}" if len(window) < len(query) else f"{full}"
+            return [f"query is {longer} tokens; the embedder read only its first {self.embedder.max_length}"]
         return []
 
     def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
         if selection is not None and not selection.ids:
             return []
-        vector = self.index.query_vector(self.embedder, query, self.instruction)
+        vector = self.index.query_vector(self.embedder, window_text(self.embedder, query), self.instruction)
         ids = None if selection is None or selection.everything else selection.ids
         return self.index.store.query(vector, k, ids=ids)
 
@@ -373,20 +388,41 @@ def list_indexes(index_dir: str | Path, chroma_url: str | None = None) -> list[M
         return sorted(server_manifests(http_client(url), url).values(), key=lambda m: (m.corpus, m.signature))
     check_index_dir(index_dir, create=False)
     out = []
-    for path in sorted((index_dir / "indexes").glob("*/manifest.json")):
-        manifest = Manifest.load(path)
-        if manifest is not None:
-            out.append(manifest)
+    with permission_faults(index_dir, "read"):
+        for path in sorted((index_dir / "indexes").glob("*/manifest.json")):
+            manifest = Manifest.load(path)
+            if manifest is not None:
+                out.append(manifest)
     return out
 
 
+def published_state(index_dir: str | Path, chroma_url: str | None = None) -> tuple:
+    """A token that changes whenever a build is published: each manifest's folder, size and
+    modification time, without reading them (a glob and a few ``stat`` calls, cheap to ask every
+    second); on a Chroma server, the published ``(corpus, signature, built_at)``."""
+    index_dir = Path(index_dir)
+    url = chroma_url or settings.chroma_url()
+    if url:
+        return tuple((m.corpus, m.signature, m.built_at) for m in list_indexes(index_dir, url))
+    state = []
+    with permission_faults(index_dir, "read"):
+        for path in sorted((index_dir / "indexes").glob("*/manifest.json")):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed between the glob and the stat
+                continue
+            state.append((path.parent.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
 def open_index(index_dir: str | Path, corpus: str | None = None, signature: str | None = None,
-               chroma_url: str | None = None) -> Index:
+               chroma_url: str | None = None, fresh_store: bool = False) -> Index:
     """Open the index for ``corpus`` (and embedder ``signature``); the newest one when not given.
 
     With a Chroma server (``chroma_url``, default ``LINQRAG_CHROMA_URL``) the manifest comes from
     the server and ``index_dir`` caches the chunk records and BM25, refreshed when a newer build
-    was published."""
+    was published. ``fresh_store``: read the embedded Chroma store as it is on disk now, not as this
+    process first opened it (a long-running reader switching to a build another process wrote)."""
     from indexing.store import index_key
 
     index_dir = Path(index_dir)
@@ -408,10 +444,14 @@ def open_index(index_dir: str | Path, corpus: str | None = None, signature: str 
         home = cache_home(index_dir, url, key)
         sync_cache(home, manifest, store.collection, url)
     else:
-        store = functools.partial(VectorStore, index_dir, key, manifest.signature, create=False)
+        store = functools.partial(VectorStore, index_dir, key, manifest.signature, create=False, fresh=fresh_store)
         home = index_dir / "indexes" / key
-    try:
-        bm25 = BM25Index.load(home / "bm25")
-    except (OSError, ValueError) as error:
-        raise IndexStoreError(f"the BM25 index in {home} is damaged ({error}); build again") from error
-    return Index(index_dir, key, manifest, read_chunks(home / "chunks.jsonl"), store, bm25)
+    with permission_faults(home, "read"):
+        try:
+            bm25 = BM25Index.load(home / "bm25")
+        except (OSError, ValueError) as error:
+            if isinstance(error, PermissionError):
+                raise
+            raise IndexStoreError(f"the BM25 index in {home} is damaged ({error}); build again") from error
+        chunks = read_chunks(home / "chunks.jsonl")
+    return Index(index_dir, key, manifest, chunks, store, bm25)

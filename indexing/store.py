@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,71 @@ class IndexStoreError(LinqragError, RuntimeError):
 
 class IndexMismatchError(IndexStoreError):
     """A query embedder whose signature differs from the one the index was built with."""
+
+
+class IndexPermissionError(IndexStoreError):
+    """The index folder is there but this process may not read or write it (its mode, a read-only
+    mount): no rebuild helps, so the message names the folder and the permission instead."""
+
+
+#: errno values that mean "not allowed", as opposed to "not there" or "damaged"
+PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+#: what Chroma (SQLite underneath) says when it may not write its files
+_CHROMA_PERMISSION_WORDS = ("readonly database", "read-only file system", "permission denied")
+_NEEDS = {
+    "write": "building needs it, and so does a dense search (Chroma writes to chroma.sqlite3 when it opens): "
+             "give this user write access, or copy the index to a writable folder and pass that",
+    "read": "give this user read access to it",
+}
+
+
+def permission_message(folder: Path, need: str, read_only_fs: bool) -> str:
+    """One line naming the folder and the permission missing (``need``: ``read`` or ``write``)."""
+    why = "a read-only file system" if read_only_fs else "permission denied"
+    return f"no {need} permission on the index folder {folder} ({why}); {_NEEDS[need]}"
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def as_permission_error(error: BaseException, folder: Path, need: str) -> IndexPermissionError | None:
+    """``error`` as :class:`IndexPermissionError` when it is a permission fault (an ``OSError`` with
+    EACCES, EPERM or EROFS, or Chroma's "readonly database"), else None."""
+    if isinstance(error, IndexPermissionError):
+        return error
+    if isinstance(error, OSError) and error.errno in PERMISSION_ERRNOS:
+        return IndexPermissionError(permission_message(folder, need, error.errno == errno.EROFS))
+    if not isinstance(error, OSError) and any(w in str(error).lower() for w in _CHROMA_PERMISSION_WORDS):
+        return IndexPermissionError(permission_message(folder, need, _read_only_fs(folder)))
+    return None
+
+
+@contextmanager
+def permission_faults(folder: Path, need: str) -> Iterator[None]:
+    """Turn a permission fault raised in the body into one :class:`IndexPermissionError` on ``folder``."""
+    try:
+        yield
+    except Exception as error:
+        converted = as_permission_error(error, folder, need)
+        if converted is None or converted is error:
+            raise
+        raise converted from error
+
+
+def check_access(folder: Path, need: str) -> None:
+    """Refuse ``folder`` (when it exists) unless this process may ``need`` (``read``/``write``) it.
+
+    ``os.access`` answers for this process's user and for a read-only mount, so root on a read-only
+    mount is refused too; it is asked before Chroma, whose own errors say "delete and build again"."""
+    mode = os.R_OK | os.X_OK | (os.W_OK if need == "write" else 0)
+    with permission_faults(folder, need):
+        if folder.exists() and not os.access(folder, mode):
+            read_only = need == "write" and os.access(folder, os.R_OK | os.X_OK) and _read_only_fs(folder)
+            raise IndexPermissionError(permission_message(folder, need, read_only))
 
 
 def index_key(corpus_name: str, signature: str) -> str:
@@ -96,9 +163,18 @@ def stored_vector_count(chroma_dir: Path, key: str) -> int | None:
 
 
 def check_index_dir(index_dir: Path, create: bool) -> None:
-    """Refuse a directory that holds something other than a linqrag index."""
-    if index_dir.exists() and not index_dir.is_dir():
-        raise IndexStoreError(f"{index_dir} is a file, not an index directory; choose another --index-dir")
+    """Refuse a directory that holds something other than a linqrag index, or one this process may
+    not read (or, with ``create``, write)."""
+    with permission_faults(index_dir, "read"):
+        if index_dir.exists() and not index_dir.is_dir():
+            raise IndexStoreError(f"{index_dir} is a file, not an index directory; choose another --index-dir")
+    need = "write" if create else "read"
+    check_access(index_dir, need)
+    with permission_faults(index_dir, need):
+        _check_marker(index_dir, create)
+
+
+def _check_marker(index_dir: Path, create: bool) -> None:
     marker = index_dir / MARKER
     if marker.exists():
         try:
@@ -119,21 +195,26 @@ def check_index_dir(index_dir: Path, create: bool) -> None:
     write_json_atomic(marker, {"format": FORMAT_VERSION})
 
 
-def _forget_stale_system(chroma_dir: Path) -> None:
-    """Drop Chroma's in-process cache for a store whose files were deleted.
+def _forget_stale_system(chroma_dir: Path, fresh: bool = False) -> None:
+    """Drop Chroma's in-process cache for a store whose files were deleted, or (``fresh``) for one
+    another process has written since this process opened it.
 
     Chroma keeps one System per persist path for the life of the process; if the directory was
     removed and is being recreated (a fresh build at the same path), the cached System still
-    holds the old, deleted SQLite file and every write fails as "readonly database".
+    holds the old, deleted SQLite file and every write fails as "readonly database". And a System
+    keeps the HNSW graph it loaded: vectors a build in another process added or deleted stay
+    unseen by it (chromadb 1.5), so a reader of a newer build needs a System of its own. That one
+    is only forgotten, not stopped: searches that began on the older build finish on it.
     """
-    if (chroma_dir / "chroma.sqlite3").exists():
+    deleted = not (chroma_dir / "chroma.sqlite3").exists()
+    if not (deleted or fresh):
         return
     from chromadb.api.shared_system_client import SharedSystemClient
 
     key = str(chroma_dir)
     system = SharedSystemClient._identifier_to_system.pop(key, None)
     SharedSystemClient._identifier_to_refcount.pop(key, None)
-    if system is not None:
+    if system is not None and deleted:
         try:
             system.stop()
         except Exception:  # the files under it are gone already; nothing to flush
@@ -147,8 +228,13 @@ class VectorStore:
     (``chromadb.HttpClient``; see :mod:`indexing.remote`), through the same calls.
     """
 
-    def __init__(self, index_dir: Path, key: str, signature: str, create: bool = True, url: str | None = None) -> None:
+    def __init__(self, index_dir: Path, key: str, signature: str, create: bool = True, url: str | None = None,
+                 fresh: bool = False) -> None:
+        """``fresh``: read the store as it is on disk now, not as this process first loaded it
+        (a server switching to a build another process wrote)."""
         apply_offline_env()
+        if not url:  # Chroma writes to its SQLite file even to search: refuse early, naming the folder
+            check_access(index_dir / "chroma", "write")
         import chromadb
         from chromadb.config import Settings
 
@@ -160,7 +246,7 @@ class VectorStore:
 
                 self.client = http_client(url)
             else:
-                _forget_stale_system(index_dir / "chroma")
+                _forget_stale_system(index_dir / "chroma", fresh)
                 self.client = chromadb.PersistentClient(
                     path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False)
                 )
@@ -177,6 +263,8 @@ class VectorStore:
         except IndexStoreError:  # a server that did not answer, said so by _call
             raise
         except Exception as error:  # chromadb raises many types for a damaged store
+            if not url and (denied := as_permission_error(error, index_dir / "chroma", "write")):
+                raise denied from error
             raise IndexStoreError(
                 f"the vector store in {where} cannot be opened ({error.__class__.__name__}: {error}); "
                 + ("build the index on that server first" if url else "delete the index directory and build again")

