@@ -27,7 +27,7 @@ def source_name(hit: Hit) -> str:
     return name
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~$])")  # what formats inside a label (a "." or "-" never does)
 
 
 def plain_label(text: str) -> str:

@@ -23,7 +23,7 @@ _FIELD = re.compile(r"^:?title:\s*(.+?)\s*$", re.IGNORECASE)
 _ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:._<>!$%&,;?@\\/|])\1{2,}\s*$")
 #: section names that say nothing about the document they open
 _GENERIC = frozenset(["abstract", "introduction", "overview", "contents", "table of contents", "summary",
-                      "motivation", "preamble", "readme", "index", "notes"])
+                      "motivation", "preamble", "readme", "index"])
 _SCAN_LINES = 400  # a title sits near the top; a long document is not scanned to its end
 
 

@@ -223,7 +223,8 @@ def _encode_with_progress(job: BuildJob, part: list[Chunk], done: int, total: in
         piece = part[j:j + step]
         vectors.append(job.embedder.encode_documents([c.indexed_text for c in piece], batch_size=job.batch_size))
         bar.update(len(piece))
-        job.progress("embed", done + j + len(piece), total)
+        if j + len(piece) < len(part):  # the part's last step is reported once it is stored
+            job.progress("embed", done + j + len(piece), total)
     return np.concatenate(vectors) if vectors else np.zeros((0, job.embedder.dim), dtype=np.float32)
 
 
@@ -239,6 +240,7 @@ def _reconcile_vectors(job: BuildJob, store: VectorStore, chunks: list[Chunk]) -
             # sorted by length: each model batch then pads little, as one call over the part would
             part = sorted(missing[i : i + job.upsert_batch], key=lambda c: len(c.indexed_text))
             store.upsert(part, _encode_with_progress(job, part, i, len(missing), bar))
+            job.progress("embed", i + len(part), len(missing))  # stored: what a killed build keeps
             log.info("upserted %d/%d chunks", i + len(part), len(missing))
     if stale:
         store.delete(stale)

@@ -312,7 +312,8 @@ def test_compare_page_hints_before_a_query_and_shows_readable_text(topic_index, 
     assert not any(t.startswith("Type a query above") for t in texts(at.info))
     assert len(at.dataframe) == 3
     for frame in at.dataframe:
-        assert list(frame.proto.column_order)[:2] == ["rank", "text"], "the text comes right after the rank"
+        order = list(frame.proto.column_order)
+        assert order[:2] == ["rank", "document"] and order[-1] == "text", "short columns first, the wide text last"
         columns = json.loads(frame.proto.columns)
         assert columns["text"]["width"] == "large", columns
     top = at.dataframe[0].value.iloc[0]

@@ -135,8 +135,10 @@ def main(argv: list[str]) -> int:
     blind = [r for r in rows if r.get("split") in ("dev", "test")]
     unanswerable = sum(r.get("kind") == "unanswerable" for r in blind)
     data_corpora = {r["corpus"] for r in blind} - {"demo"}
-    if len(blind) < MIN_BLIND or unanswerable < MIN_UNANSWERABLE_SHARE * len(blind) or len(data_corpora) < MIN_CORPORA:
-        failures.append(f"blind set: {len(blind)} questions, {unanswerable} unanswerable, corpora {sorted(data_corpora)}")
+    too_few = len(blind) < MIN_BLIND or len(data_corpora) < MIN_CORPORA
+    if too_few or unanswerable < MIN_UNANSWERABLE_SHARE * len(blind):
+        failures.append(f"blind set: {len(blind)} questions, {unanswerable} unanswerable, "
+                        f"corpora {sorted(data_corpora)}")
     counts = Counter((r.get("corpus"), r.get("split"), r.get("kind")) for r in rows)
     for key in sorted(counts, key=str):
         print(f"{key[0]:14} {key[1]:6} {key[2]:13} {counts[key]}")
