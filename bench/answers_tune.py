@@ -3,7 +3,9 @@
 The candidates, their cosines, lexical scores and "holds what is asked" flags do not depend on the
 weights, so they are computed once per question and the grid is scored from them: contains-gold of
 the quoted answer (no threshold) among the questions whose retrieved chunks hold the gold, and the
-separation of answerable from unanswerable questions by the best score (AUC), per setting.
+separation of answerable from unanswerable questions by the best score (AUC), per setting. The rule:
+among settings whose answers average at most ``--max-chars`` characters (an answer read at a
+glance), the highest contains-gold, then the highest AUC, then the shorter answers.
 
     python bench/answers_tune.py                 # dev half, all four corpora
 """
@@ -49,6 +51,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--corpora", default=",".join(bench.CORPORA))
     p.add_argument("--top", type=int, default=15, help="settings printed")
+    p.add_argument("--max-chars", type=float, default=600,
+                   help="only settings whose answers average at most this many characters (readable at a glance)")
     p.add_argument("--no-headings", action="store_true", help="candidates without their section's heading")
     args = p.parse_args(argv)
     from embedder import load_embedder
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
                      dict(zip(keys, values, strict=True))))
     rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
     print(f"{len(questions)} dev questions, {sum(c for _, c, _ in cached)} with the gold in their chunks")
-    for of_ceiling, separation, chars, setting in rows[:args.top]:
+    for of_ceiling, separation, chars, setting in [r for r in rows if r[2] <= args.max_chars][:args.top]:
         print(f"of ceiling {of_ceiling:.3f}  AUC {separation:.3f}  chars {chars:.0f}  {setting}")
     shipped = [r for r in rows if all(r[3][k] == getattr(ExtractiveConfig(), k) for k in keys)]
     for of_ceiling, separation, chars, _ in shipped:
