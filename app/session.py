@@ -28,12 +28,15 @@ from indexing.manifest import Manifest  # noqa: E402
 #: session opens on (``{"corpus", "embedder", "signature"}``).
 LAST_USED_FILE = "app-last-used.json"
 
+#: short enough for the sidebar's width (a longer label was cut off); the help text says more
 GENERATOR_CHOICES = {
-    "extractive": "Extractive: quote the best sentences (offline, never invents)",
-    "local": "Local LLM (SmolLM2-135M: small, may invent)",
+    "extractive": "Extractive (quotes, offline)",
+    "local": "Local LLM (SmolLM2-135M)",
     "openai": "OpenAI-compatible endpoint",
-    "none": "None: show the best passages",
+    "none": "None: the best passages",
 }
+GENERATOR_HELP = ("Extractive quotes the passages that answer, verbatim and cited, and never invents; the local "
+                  "135M model writes an answer but may invent; an endpoint is any OpenAI-compatible server.")
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,7 @@ def sidebar() -> Settings:
         except FilterError as error:
             st.error(str(error))
         generator = st.selectbox("Answer generator", list(GENERATOR_CHOICES), key="generator",
-                                 format_func=GENERATOR_CHOICES.get)
+                                 format_func=GENERATOR_CHOICES.get, help=GENERATOR_HELP)
         local_model, base_url, endpoint_model, key_env = "smollm2", "", "", "OPENAI_API_KEY"
         if generator == "local":
             local_model = st.text_input("Local model (preset, hub id or path)", "smollm2", key="local_model")

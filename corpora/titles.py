@@ -7,7 +7,8 @@ A title reaches every chunk, BM25 and the pages, so a folder of ``.rst`` files t
   or reST docinfo ``:Title: ...``);
 - an ATX heading ``# Title`` (level one);
 - a setext / reST heading: a line underlined with a run of one punctuation character (``====``,
-  ``----``, ``~~~~`` ...), with or without the same run as an overline.
+  ``----``, ``~~~~`` ...), with or without the same run as an overline, when no later heading has
+  the same adornment (as docutils promotes a lone top-level section to the document's title).
 
 A first heading that only names a section (``Abstract``, ``Introduction`` ...) is no title: the
 caller falls back to the file name.
@@ -24,7 +25,7 @@ _ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:._<>!$%&,;?@\\/|])\1{2,}\s*$")
 #: section names that say nothing about the document they open
 _GENERIC = frozenset(["abstract", "introduction", "overview", "contents", "table of contents", "summary",
                       "motivation", "preamble", "readme", "index"])
-_SCAN_LINES = 400  # a title sits near the top; a long document is not scanned to its end
+_SCAN_LINES = 400  # header fields sit at the top
 
 
 def _clean(title: str) -> str:
@@ -49,18 +50,19 @@ def _header_title(lines: list[str]) -> str:
     return ""
 
 
-def _heading(lines: list[str], i: int) -> str | None:
-    """The heading that starts at line ``i`` (ATX, underline or overline form), or None."""
+def _heading(lines: list[str], i: int) -> tuple[str, str] | None:
+    """``(text, style)`` of the heading that starts at line ``i`` (ATX, underline or overline form), or
+    None; ``style`` is the adornment (``"#"`` for ATX, ``"=/="`` for an overlined ``=`` title ...)."""
     line = lines[i].rstrip()
     atx = _ATX.match(line)
     if atx:
-        return atx.group(1)
+        return atx.group(1), "#"
     over = _ADORNMENT.match(line)
     if over:
         if i + 2 < len(lines) and lines[i + 1].strip() and not _ADORNMENT.match(lines[i + 1].rstrip()):
             under = _ADORNMENT.match(lines[i + 2].rstrip())
             if under and under.group(1) == over.group(1):
-                return lines[i + 1].strip()
+                return lines[i + 1].strip(), f"{over.group(1)}/{over.group(1)}"
         return None
     text = line.strip()
     if not text or line[:1].isspace() or i + 1 >= len(lines):
@@ -69,18 +71,26 @@ def _heading(lines: list[str], i: int) -> str | None:
     if not under or len(lines[i + 1].strip()) < min(len(text), 3):
         return None
     previous = lines[i - 1].strip() if i > 0 else ""
-    return text if not previous else None  # a heading stands after a blank line (its overline is caught above)
+    if previous and not _ADORNMENT.match(previous):  # a heading stands after a blank line
+        return None
+    return (text, under.group(1)) if not previous else None  # an overlined one is read from its overline
+
+
+def _first_heading(lines: list[str]) -> str:
+    """The first heading, when it is the document's title: an ATX ``#`` heading, or a setext / reST one
+    whose adornment no later heading shares (docutils promotes a lone top section to the title;
+    where every section is ``====``-underlined, as in a PEP body, the first is just a section)."""
+    headings = [h for i in range(len(lines)) if (h := _heading(lines, i))]
+    if not headings:
+        return ""
+    text, style = headings[0]
+    if style != "#" and any(other == style for _, other in headings[1:]):
+        return ""
+    return text
 
 
 def text_title(text: str) -> str:
     """The document's title, or ``""`` (the caller uses the file name)."""
-    lines = text.splitlines()[:_SCAN_LINES]
-    title = _header_title(lines)
-    if not title:
-        for i in range(len(lines)):
-            heading = _heading(lines, i)
-            if heading:
-                title = heading
-                break
-    title = _clean(title)
+    lines = text.splitlines()
+    title = _clean(_header_title(lines[:_SCAN_LINES]) or _first_heading(lines))
     return "" if title.lower().strip(" :.") in _GENERIC else title

@@ -37,6 +37,8 @@ def test_html_boilerplate_is_stripped(topic_corpus):
     ("atx.md", "Some lead-in.\n\n# Real title\n\nText.\n", "Real title"),
     ("abstract.rst", "Abstract\n========\n\nThis PEP proposes things.\n", "abstract"),  # a section name: file name
     ("para.md", "A paragraph that goes on\nand then a rule\n---\n\nText.\n", "para"),  # not a heading
+    # a PEP body: every section underlined alike, so the first is a section, not the document's title
+    ("pep-0001.rst", "What is a PEP?\n==============\n\nText.\n\nPEP Audience\n============\n\nMore.\n", "pep-0001"),
 ])
 def test_rst_and_setext_titles_are_read(tmp_path, name, text, title):
     (tmp_path / name).write_text(text, encoding="utf-8")
