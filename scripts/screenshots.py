@@ -52,7 +52,7 @@ def main() -> None:
 
     with serve(index_dir, log_path=cache_dir() / "screenshots-streamlit.log") as url, browser_page(1500, 1250) as page:
         page.goto(url)
-        ask(page, "How does the hybrid retriever combine dense and BM25 rankings?")
+        ask(page, "How do I index my own folder?")  # the first of the demo's example questions
         page.get_by_test_id("stExpander").first.click()
         page.wait_for_timeout(800)
         page.screenshot(path=str(args.out / "chat.png"), full_page=True)
