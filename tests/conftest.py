@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,42 @@ from embedder.random_models import build_random_mistral
 from linqrag.settings import apply_offline_env, data_dir
 
 apply_offline_env()
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
+    """Until ``url`` answers below 500 (a server started by a test is up), or the process has died."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def api_process(index_dir: Path, *extra: str, prefix: tuple[str, ...] = (), key: str | None = None):
+    """``python -m app api`` on a free loopback port over ``index_dir`` (``key``: the API key it requires);
+    yields its URL."""
+    from indexing.chroma_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LINQRAG_API_KEY"}
+    if key:
+        env["LINQRAG_API_KEY"] = key
+    process = subprocess.Popen([*prefix, sys.executable, "-m", "app", "api", "--embedder", "minilm", "--port",
+                                str(port), "--index-dir", str(index_dir), "--preload", *extra], env=env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(30)
+
 
 @pytest.fixture(scope="session")
 def tiny_mistral_dir(tmp_path_factory) -> Path:

