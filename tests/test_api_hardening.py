@@ -128,11 +128,18 @@ BAD_REQUESTS = [
 def test_a_bad_request_gets_its_4xx_and_a_one_line_json_error(api, what, path, body, headers, status, fragment):
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     sent = {**AUTH, "Content-Type": "application/json", **headers}
-    reply = httpx.post(f"{api}{path}", content=content, headers={k: v for k, v in sent.items() if v}, timeout=60)
-    assert reply.status_code == status, (what, reply.status_code, reply.text[:300])
-    if "X-Padding" in headers:  # h11 refuses an oversized header itself, in plain text
+    try:
+        reply = httpx.post(f"{api}{path}", content=content, headers={k: v for k, v in sent.items() if v}, timeout=60)
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+        # an oversized header: the server answers 400 and closes while the client may still be sending,
+        # so the client sometimes sees the reset before the answer; either way it was refused on arrival
+        assert "X-Padding" in headers, what
+        reply = None
+    if reply is not None:
+        assert reply.status_code == status, (what, reply.status_code, reply.text[:300])
+    if reply is not None and "X-Padding" in headers:  # h11 refuses an oversized header itself, in plain text
         assert fragment in reply.text, reply.text
-    else:
+    elif reply is not None:
         error = reply.json()["error"]
         assert set(error) == {"message", "type"} and "\n" not in reply.text, reply.text
         assert fragment in error["message"], (what, error)
