@@ -69,11 +69,6 @@ class Span:
     piece_texts: tuple[str, ...] = ()  # each piece as quoted (what the embedder compares)
     asked: bool = False  # holds what the question asks for
 
-    @property
-    def context(self) -> str:
-        """What the candidate is read with: the document's title and its section's heading."""
-        return "\n".join(p for p in (self.title, self.heading, self.text) if p)
-
 
 def _span(i: int, hit: Hit, run: Sequence[Unit]) -> Span:
     start, end = run[0].start, run[-1].end

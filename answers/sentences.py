@@ -4,6 +4,7 @@ headings and rules left out, and a sentence cleaned as it is quoted."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, replace
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -192,16 +193,11 @@ def units(text: str) -> list[Unit]:
                     out += [Unit(a, b, "clause") for a, b in _clauses(text, start, end)]
     out += [Unit(s, e, "block") for s, e in scan.blocks]
     out.sort(key=lambda u: (u.start, -u.end))
-    return [replace(u, heading=_heading_before(scan.headings, u.start)) for u in out] if scan.headings else out
-
-
-def _heading_before(headings: list[tuple[int, str]], offset: int) -> str:
-    last = ""
-    for start, text in headings:
-        if start >= offset:
-            break
-        last = text
-    return last
+    if not scan.headings:
+        return out
+    starts = [start for start, _ in scan.headings]  # in order: the scan meets headings top to bottom
+    return [replace(u, heading=scan.headings[i - 1][1] if (i := bisect_left(starts, u.start)) else "")
+            for u in out]
 
 
 _FOOTNOTE = re.compile(r"\s?\[(?:\d{1,3}|#\w*)\]_?")

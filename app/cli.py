@@ -17,6 +17,7 @@ from pathlib import Path
 
 from app import streamlit_command, streamlit_env
 from app.access import EXPOSED_ENV, OPEN_ENV, PASSWORD_ENV, check_exposure, is_loopback
+from app.api import KEY_ENV
 from linqrag.errors import run_parser
 from linqrag.settings import chroma_url, index_dir
 
@@ -88,7 +89,7 @@ def build_demo_command(args: argparse.Namespace) -> int:
 
 
 def serve_api_command(args: argparse.Namespace) -> int:
-    from app.api import KEY_ENV, ApiState, serve_api
+    from app.api import ApiState, serve_api
     from app.api_input import Limits
 
     check_exposure(args.host, KEY_ENV, args.allow_unauthenticated, args.port)  # before any model or socket
@@ -141,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="preset, hub id or path served at /v1/embeddings (default minilm)")
     a.add_argument("--adapter", help="PEFT adapter directory on top of the embedder")
     _store_args(a, "indexes /search reads")
-    _listen_args(a, 8000, "LINQRAG_API_KEY")
+    _listen_args(a, 8000, KEY_ENV)
     a.add_argument("--preload", action="store_true", help="load the embedder before listening")
     limits = Limits.from_env()
     a.add_argument("--max-chars", type=_positive, default=limits.max_chars,
