@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import sys
 from dataclasses import replace
@@ -39,9 +38,8 @@ from linqrag.settings import apply_offline_env, cache_dir, data_dir  # noqa: E40
 
 apply_offline_env()
 
-_spec = importlib.util.spec_from_file_location("answer_bench", Path(__file__).with_name("answers.py"))
-bench = sys.modules["answer_bench"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from answers_tune import bench  # noqa: E402 (bench/answers.py, loaded where it cannot hide the answers package)
+from finetune_significance import paired_bootstrap  # noqa: E402
 
 
 def write_variants(root: Path) -> dict[str, Path]:
@@ -84,12 +82,6 @@ def ranked(scores_per_query, chunks, depth: int = 50) -> list[list[str]]:
     return out
 
 
-def interval(diff: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dense", action="store_true", help="also MiniLM dense retrieval (embeds every chunk)")
@@ -129,7 +121,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for (name, reader, kind), (recall, mrr) in results.items():
         base = results[("jsonl", "new", kind)][0]
-        low, high = interval(recall - base)
+        low, high = paired_bootstrap(recall - base)
         vs = "-" if name == "jsonl" else f"{(recall - base).mean():+.3f} [{low:+.3f}, {high:+.3f}]"
         print(f"| {name} | {reader} | {kind} | {recall.mean():.3f} | {mrr.mean():.3f} | {vs} |")
     return 0
