@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 #: The exit status of a run stopped by a :class:`LinqragError` (argparse uses it for bad flags too).
 EXIT_USAGE = 2
@@ -45,7 +47,11 @@ def run_parser(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequen
     then run the subcommand's ``func(args)`` under :func:`run_cli`."""
 
     def run(argv: Sequence[str] | None) -> int:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        named = _RUN_AS.get()
+        if named is not None:
+            subcommand_parser(parser, *named)
+        args = parser.parse_args(argv)
         from linqrag.settings import apply_offline_env
 
         apply_offline_env()
@@ -54,3 +60,30 @@ def run_parser(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequen
         return args.func(args)
 
     return run_cli(run, argv)
+
+
+#: While the ``linqrag`` command runs a package's subcommand: (the subcommand, the name it was typed as).
+_RUN_AS: ContextVar[tuple[str, str] | None] = ContextVar("linqrag_run_as", default=None)
+
+
+@contextmanager
+def run_as(subcommand: str, prog: str) -> Iterator[None]:
+    """Within it, :func:`run_parser` names ``subcommand``'s parser ``prog``: ``linqrag build`` runs
+    ``python -m indexing build`` with its usage lines and argparse errors saying ``linqrag build``."""
+    token = _RUN_AS.set((subcommand, prog))
+    try:
+        yield
+    finally:
+        _RUN_AS.reset(token)
+
+
+def subcommand_parser(parser: argparse.ArgumentParser, subcommand: str, prog: str | None = None
+                      ) -> argparse.ArgumentParser:
+    """``parser``'s parser of ``subcommand`` (its flags, description and help), renamed ``prog`` when given."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and subcommand in action.choices:
+            found = action.choices[subcommand]
+            if prog is not None:
+                found.prog = prog
+            return found
+    raise KeyError(f"{parser.prog} has no subcommand {subcommand!r}")
