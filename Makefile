@@ -3,7 +3,7 @@ PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export ANONYMIZED_TELEMETRY ?= False
 
-.PHONY: setup demo test lint bench llama-cpp
+.PHONY: setup demo test lint wheel-check bench llama-cpp
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ test: setup
 # complexity <= 12 (settings in pyproject.toml)
 lint: setup
 	$(PYTHON) -m ruff check .
+
+# CI: build the wheel, `pip install` it into a fresh venv and serve the demo corpus with `linqrag serve` from
+# there (about 2 minutes; scripts/wheel_check.py says what it checks)
+wheel-check: setup
+	$(PYTHON) scripts/wheel_check.py
 
 bench: setup
 	$(PYTHON) bench/embed.py

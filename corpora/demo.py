@@ -9,6 +9,8 @@ from pathlib import Path
 from linqrag.settings import cache_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: README.md and docs/*.md as an installed wheel carries them (setup.py copies them here when it builds)
+PACKAGED_GUIDE = Path(__file__).resolve().with_name("demo_docs")
 #: The corpus name of the demo index (``python -m app serve``, the Index page); the app opens on it first.
 DEMO_CORPUS_NAME = "linqrag-docs"
 PACKAGES = ("linqrag", "embedder", "corpora", "indexing", "finetune", "eval", "app")
@@ -17,10 +19,11 @@ PACKAGES = ("linqrag", "embedder", "corpora", "indexing", "finetune", "eval", "a
 def demo_documents() -> dict[str, str]:
     """``{file name: markdown}``: the README, the user guide (``docs/*.md``) and, per module, its docstrings."""
     docs: dict[str, str] = {}
-    readme = PROJECT_ROOT / "README.md"
+    guide = guide_root()
+    readme = guide / "README.md"
     if readme.exists():
         docs["README.md"] = readme.read_text(encoding="utf-8")
-    for page in sorted((PROJECT_ROOT / "docs").glob("*.md")):
+    for page in sorted((guide / "docs").glob("*.md")):
         docs[f"docs/{page.name}"] = page.read_text(encoding="utf-8")
     for package in PACKAGES:
         for module in sorted((PROJECT_ROOT / package).glob("*.py")):
@@ -34,6 +37,11 @@ def demo_documents() -> dict[str, str]:
             if len(body) > 80:
                 docs[f"{package}.{module.stem}.md"] = f"# Module `{package}/{module.name}`\n\n{body}\n"
     return docs
+
+
+def guide_root() -> Path:
+    """Where README.md and docs/ are read: the checkout (it has pyproject.toml), else the installed wheel's copy."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else PACKAGED_GUIDE
 
 
 def demo_corpus_dir(target: Path | None = None) -> Path:
