@@ -5,7 +5,8 @@ page, the HTTP API and the benches run.
 Modules: ``records`` (Answer, Citation), ``words`` (content words), ``prompt`` (the generator's
 messages), ``citations`` (parsed or inferred citations, the passages answer), ``highlight`` (the
 cited sentence marked), ``sentences`` (quotable sentences of a chunk), ``extractive`` (quoted
-answers), ``pipeline`` (retrieve, answer in a mode, fall back).
+answers), ``generated`` (a generator's answer, or the passages when it fails), ``modes`` (the
+registry of answer modes), ``pipeline`` (retrieve, answer in a mode).
 """
 
 from answers.citations import (
@@ -18,20 +19,24 @@ from answers.citations import (
 )
 from answers.extractive import NOT_FOUND, ExtractiveConfig, extractive_answer
 from answers.highlight import highlight_span, highlighted_html
-from answers.pipeline import MODES, RetrievalError, answer_hits, answer_question
+from answers.modes import ANSWER_MODES, DEFAULT_MODE, AnswerMode, ModeInput, register_answer_mode
+from answers.pipeline import RetrievalError, answer_hits, answer_question
 from answers.prompt import SYSTEM_PROMPT, build_messages, format_sources
 from answers.records import MODE_LABELS, Answer, Citation
 from answers.sentences import sentence_spans
 from answers.words import content_words
 
 __all__ = [
-    "MODES",
+    "ANSWER_MODES",
+    "DEFAULT_MODE",
     "MODE_LABELS",
     "NOT_FOUND",
     "SYSTEM_PROMPT",
     "Answer",
+    "AnswerMode",
     "Citation",
     "ExtractiveConfig",
+    "ModeInput",
     "RetrievalError",
     "answer_hits",
     "answer_question",
@@ -46,6 +51,7 @@ __all__ = [
     "highlight_span",
     "highlighted_html",
     "passages_answer",
+    "register_answer_mode",
     "sentence_spans",
     "strip_invalid_citations",
 ]

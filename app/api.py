@@ -3,9 +3,10 @@
     POST /v1/embeddings   OpenAI-compatible: {"model": ..., "input": "text" | ["text", ...]}
     GET  /v1/models       the served model
     POST /search          {"query": ..., "retriever": "hybrid", "k": 10, "paths": [...], "titles": [...],
-                           "corpus": optional}: hits with the metadata a citation needs
-    POST /answer          {"question": ..., "mode": "extractive" | "local" | "openai" | "none", "k": 5, and
-                           /search's other fields}: the answer, its mode and its citations
+                           "corpus": optional}: hits with the metadata a citation needs (the
+                           retriever kinds: indexing.RETRIEVERS)
+    POST /answer          {"question": ..., "mode": "extractive", "k": 5, and /search's other fields}:
+                           the answer, its mode and its citations (the modes: answers.ANSWER_MODES)
     GET  /health
 
 ``/v1/embeddings`` embeds the texts exactly as sent (no instruction added: OpenAI clients, and our
@@ -217,7 +218,7 @@ class Routes:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
-        from indexing.retrieval import window_text
+        from indexing.retrievers import window_text
 
         try:
             asked: EmbeddingsRequest = embeddings_request(await self.body(request), self.state.limits)
@@ -261,8 +262,7 @@ class Routes:
 
         def run():
             index, emb = self.state.index(asked.corpus)
-            return index, index.retriever(asked.retriever, None if asked.retriever == "bm25" else emb).search(
-                asked.text, asked.k, filter=asked.search_filter)
+            return index, index.retriever(asked.retriever, emb).search(asked.text, asked.k, filter=asked.search_filter)
 
         try:
             index, result = await run_in_threadpool(run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from linqrag.errors import ConfigError, LinqragError
@@ -136,7 +137,8 @@ def text_field(body: dict, name: str, limits: Limits) -> str:
     return value
 
 
-def choice_field(body: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+def choice_field(body: dict, name: str, choices: Collection[str], default: str) -> str:
+    """``body[name]``, one of ``choices`` (names, or a registry keyed by name)."""
     value = body.get(name, default)
     if not isinstance(value, str) or value not in choices:
         raise Refused(400, f'"{name}" must be one of {", ".join(choices)}')
@@ -183,17 +185,17 @@ class SearchRequest:
 
 def search_request(body: dict, limits: Limits, answering: bool = False) -> SearchRequest:
     """Every field of a /search (``query``) or /answer (``question``, ``mode``) body, checked."""
-    from indexing import RETRIEVERS, FilterError, SearchFilter
+    from indexing import DEFAULT_RETRIEVER, RETRIEVERS, FilterError, SearchFilter
 
     text = text_field(body, "question" if answering else "query", limits)
     corpus = optional_string(body, "corpus")
-    retriever = choice_field(body, "retriever", RETRIEVERS, "hybrid")
+    retriever = choice_field(body, "retriever", RETRIEVERS, DEFAULT_RETRIEVER)
     k = int_field(body, "k", 5 if answering else 10, 1, 1000)
     mode = None
     if answering:
-        from answers.pipeline import MODES
+        from answers.modes import ANSWER_MODES, DEFAULT_MODE
 
-        mode = choice_field(body, "mode", MODES, "extractive")
+        mode = choice_field(body, "mode", ANSWER_MODES, DEFAULT_MODE)
     try:
         search_filter = SearchFilter(string_list(body, "paths"), string_list(body, "titles")) or None
     except FilterError as problem:

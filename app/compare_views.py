@@ -7,8 +7,7 @@ import streamlit as st
 from app import session
 from app.comparison import SHOW, TABLE_ORDER, RetrieverColumn, batch_figure
 from corpora import DEMO_CORPUS_NAME
-from indexing import FilterError
-from indexing.retrieval import RRF_K
+from indexing import RETRIEVERS, FilterError
 
 __all__ = ["batch_result", "compare_hint", "open_for_page", "query_picker", "retriever_column",
            "retriever_title", "sidebar_restriction"]
@@ -66,13 +65,14 @@ def compare_hint(manifest, judged: bool) -> None:
     examples = ("e.g. *how are dense and BM25 rankings fused?*" if manifest.corpus == DEMO_CORPUS_NAME
                 else "a question or a few keywords about these documents")
     pick = " or pick a judged query above to score each list against its relevance judgements" if judged else ""
-    st.info(f"Type a query above ({examples}){pick}. The three retrievers' top {SHOW} hits then appear "
-            "side by side, with latency and the hits they share.")
+    st.info(f"Type a query above ({examples}){pick}. The top {SHOW} hits of each retriever "
+            f"({', '.join(RETRIEVERS)}) then appear side by side, with latency and the hits they share.")
 
 
 def retriever_title(kind: str, manifest) -> str:
-    return {"dense": f"Dense · {session.embedder_label(manifest)}", "bm25": "BM25 · bm25s",
-            "hybrid": f"Hybrid · RRF k={RRF_K}"}.get(kind, kind)
+    """The column title the kind registers (:attr:`indexing.RetrieverKind.title`), with this index's embedder."""
+    registered = RETRIEVERS.get(kind)
+    return registered.title.format(embedder=session.embedder_label(manifest)) if registered else kind
 
 
 def retriever_column(column: RetrieverColumn, manifest) -> None:

@@ -45,6 +45,16 @@ def snippet(text: str, query: str, size: int = SNIPPET) -> str:
     return " ".join(p for p in (lead, f"«{marked}»", tail) if p)
 
 
+def mark(kind: str) -> str:
+    """A retriever's letter in the Shared column: the first of its name."""
+    return kind[0].upper()
+
+
+def mark_legend(kinds) -> str:
+    """``D dense, B bm25, H hybrid``: what each letter of the Shared column stands for."""
+    return ", ".join(f"{mark(kind)} {kind}" for kind in kinds)
+
+
 @dataclass(frozen=True)
 class RetrieverColumn:
     """One retriever's answer to the query: its table rows, latency, notes and (judged) scores."""
@@ -72,7 +82,7 @@ def side_by_side(retrievers: Mapping, query: str, source_name: Callable, search_
     for kind, result in results.items():
         for hit in result.hits[:SHOW]:
             holders.setdefault(hit.chunk_id, []).append(kind)
-    marks = {kind: kind[0].upper() for kind in results}
+    marks = {kind: mark(kind) for kind in results}
     columns = []
     for kind, result in results.items():
         rows = [{"rank": hit.rank, "score": round(hit.score, 4), "document": source_name(hit),

@@ -13,30 +13,32 @@ from pathlib import Path
 
 import streamlit as st
 
+from linqrag.files import write_json_atomic
 from linqrag.settings import apply_offline_env, index_dir, runs_dir
 
 apply_offline_env()  # before the imports below, which load transformers and chromadb
 
+from answers.modes import ANSWER_MODES, DEFAULT_MODE  # noqa: E402
 from answers.pipeline import RetrievalError, answer_question, needs_embedder  # noqa: E402
 from answers.records import Answer  # noqa: E402
 from app import access  # noqa: E402
 from corpora import DEMO_CORPUS_NAME  # noqa: E402
-from indexing import RETRIEVERS, FilterError, IndexStoreError, SearchFilter, list_indexes, open_index  # noqa: E402
+from indexing import (  # noqa: E402
+    DEFAULT_RETRIEVER,
+    RETRIEVERS,
+    FilterError,
+    IndexStoreError,
+    SearchFilter,
+    list_indexes,
+    open_index,
+)
 from indexing.manifest import Manifest  # noqa: E402
+from indexing.retrievers import retriever_help  # noqa: E402
 
 #: In the index directory: the corpus and embedder last chosen in the sidebar, which a new browser
 #: session opens on (``{"corpus", "embedder", "signature"}``).
 LAST_USED_FILE = "app-last-used.json"
 
-#: short enough for the sidebar's width (a longer label was cut off); the help text says more
-GENERATOR_CHOICES = {
-    "extractive": "Extractive (quotes, offline)",
-    "local": "Local LLM (SmolLM2-135M)",
-    "openai": "OpenAI-compatible endpoint",
-    "none": "None: the best passages",
-}
-GENERATOR_HELP = ("Extractive quotes the passages that answer, verbatim and cited, and never invents; the local "
-                  "135M model writes an answer but may invent; an endpoint is any OpenAI-compatible server.")
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,7 @@ def remember_choice(manifest: Manifest) -> None:
     path = current_index_dir() / LAST_USED_FILE
     record = {"corpus": manifest.corpus, "embedder": embedder_label(manifest), "signature": manifest.signature}
     try:
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(partial, path)
+        write_json_atomic(path, record)
     except OSError:
         pass
 
@@ -138,14 +138,14 @@ def _mark_chosen() -> None:
 
 
 @st.cache_resource(show_spinner="Loading the embedder ...")
-def cached_embedder(name: str, adapter: str | None, max_length: int | None):
+def cached_embedder(name: str, adapter: str | None, max_length: int | None, backend: str = "auto"):
     from embedder import load_embedder
 
-    return load_embedder(name, adapter, max_length=max_length)
+    return load_embedder(name, adapter, max_length=max_length, backend=backend)
 
 
 def embedder_for(manifest: Manifest):
-    return cached_embedder(manifest.embedder, manifest.adapter, manifest.max_length)
+    return cached_embedder(manifest.embedder, manifest.adapter, manifest.max_length, manifest.backend)
 
 
 @st.cache_resource(show_spinner="Opening the index ...")
@@ -185,7 +185,8 @@ def ask(settings: Settings, question: str, history: list[dict], on_text=None) ->
         search_filter = settings.search_filter
     except Exception as error:  # noqa: BLE001 (shown as "search failed", the page stays up)
         raise RetrievalError(str(error)) from error
-    model = settings.local_model if settings.generator == "local" else settings.endpoint_model
+    kind = ANSWER_MODES[settings.generator].generator_kind
+    model = settings.local_model if kind == "local" else settings.endpoint_model
     return answer_question(
         index, question, mode=settings.generator, k=settings.top_k, filter=search_filter,
         retriever=settings.retriever, embedder=embedder, history=chat_messages(history), on_text=on_text,
@@ -230,8 +231,9 @@ def sidebar() -> Settings:
             st.caption(caption)
         else:
             st.info(f"No index yet ({reason}). Build one on the Index page.")
-        retriever = st.radio("Retriever", RETRIEVERS, index=RETRIEVERS.index("hybrid"), key="retriever",
-                             horizontal=True)
+        kinds = list(RETRIEVERS)
+        retriever = st.radio("Retriever", kinds, index=kinds.index(DEFAULT_RETRIEVER), key="retriever",
+                             horizontal=True, help=retriever_help())
         top_k = st.slider("Top k", 1, 20, 5, key="top_k")
         path_filter = st.text_input(
             "Restrict to files (glob)", key="path_filter", placeholder="docs/, *.md",
@@ -241,12 +243,15 @@ def sidebar() -> Settings:
             SearchFilter.parse(path_filter)
         except FilterError as error:
             st.error(str(error))
-        generator = st.selectbox("Answer generator", list(GENERATOR_CHOICES), key="generator",
-                                 format_func=GENERATOR_CHOICES.get, help=GENERATOR_HELP)
+        modes = list(ANSWER_MODES)
+        generator = st.selectbox("Answer generator", modes, index=modes.index(DEFAULT_MODE), key="generator",
+                                 format_func=lambda name: ANSWER_MODES[name].label,
+                                 help=" ".join(mode.help for mode in ANSWER_MODES.values()))
         local_model, base_url, endpoint_model, key_env = "smollm2", "", "", "OPENAI_API_KEY"
-        if generator == "local":
+        kind = ANSWER_MODES[generator].generator_kind
+        if kind == "local":
             local_model = st.text_input("Local model (preset, hub id or path)", "smollm2", key="local_model")
-        elif generator == "openai":
+        elif kind == "openai":
             base_url = st.text_input("Base URL", os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
                                      key="base_url")
             endpoint_model = st.text_input("Model", os.environ.get("OPENAI_MODEL", ""), key="endpoint_model")

@@ -10,6 +10,7 @@ import streamlit as st
 from answers.citations import citing_sentences
 from answers.highlight import highlight_span, highlighted_html
 from answers.records import MODE_LABELS, Answer
+from indexing import RETRIEVERS
 from indexing.records import Hit
 
 CHUNK_CSS = (
@@ -36,10 +37,11 @@ def plain_label(text: str) -> str:
 
 
 def hit_label(hit: Hit, retriever: str | None) -> str:
-    """Rank always; the score only where a reader can read it (dense cosine), not RRF or BM25 values.
-    The file name is escaped: labels render Markdown."""
+    """Rank always; the score only where a reader can read it (a kind's ``score_label``: dense cosine),
+    not RRF or BM25 values. The file name is escaped: labels render Markdown."""
     label = f"{plain_label(source_name(hit))} · retrieved #{hit.rank}"
-    return label + (f" · similarity {hit.score:.2f}" if retriever == "dense" else "")
+    kind = RETRIEVERS.get(retriever) if retriever else None
+    return label + (f" · {kind.score_label} {hit.score:.2f}" if kind and kind.score_label else "")
 
 
 def render_passage(hit: Hit, spans) -> None:

@@ -30,7 +30,7 @@ from corpora import load_beir
 from embedder import load_embedder
 from eval.metrics import mean_metric
 from eval.sampling import RetrievalSampling, subsample_retrieval
-from indexing.retrieval import rrf_fuse
+from indexing.retrievers import rrf_fuse
 
 
 def hybrid(dense: dict, lexical: dict, depth: int = 100) -> dict:

@@ -46,8 +46,8 @@ def bench_generation(prompts: int, threads: int, batch_size: int) -> dict:
     import torch
 
     from finetune.config import DomainConfig
-    from finetune.generate import attempt_config
     from finetune.prompts import TEMPLATES, generation_messages
+    from finetune.queries import attempt_config
     from finetune.records import Task
     from linqrag.generation import load_generator
 

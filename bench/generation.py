@@ -2,12 +2,12 @@
 
     python bench/generation.py --threads 1 [--prompts 12] [--new-tokens 96] [--processes 2]
 
-Prompts are built exactly as ``finetune/generate.py`` builds them: SciFact documents (the first
+Prompts are built exactly as ``finetune/queries.py`` builds them: SciFact documents (the first
 ``--prompts`` of ``$LINQRAG_DATA/scifact``, read by ``corpora.load_beir``) as chunks, a task from
-a fixed list of three and a template picked per chunk by ``finetune.generate.assign``, then
+a fixed list of three and a template picked per chunk by ``finetune.queries.assign``, then
 ``finetune.prompts.generation_messages`` (system line, one few-shot turn, task + template +
 passage of at most ``passage_chars``). Decoding is the stage's first attempt
-(``finetune.generate.attempt_config``: its temperature, top-p and seed, stop at the first ``}``)
+(``finetune.queries.attempt_config``: its temperature, top-p and seed, stop at the first ``}``)
 with ``--new-tokens`` new tokens at most. ``torch.set_num_threads(--threads)``.
 
 1. current (the stage's path before): ``LocalHFGenerator`` in fp32 with ``model.generate``, batch 8.
@@ -25,7 +25,7 @@ same prompts and settings: prefix reuse isolated on one single-thread context (`
 the KV cache cleared before every prompt; prompts in input order), one context with all
 ``--threads`` threads, and ``--processes`` worker processes of one thread each (each its own
 model, prompts split in token order). Each row has how many answers the stage would accept
-(``finetune.generate.check_answer``); llama.cpp rows also the prompt tokens evaluated and reused
+(``finetune.queries.check_answer``); llama.cpp rows also the prompt tokens evaluated and reused
 and the prompt-eval time. The 1-minute load average is printed with each row: the CPU may be shared.
 """
 
@@ -56,8 +56,8 @@ def stage_prompts(n: int, new_tokens: int, temperature: float | None):
     """``(messages, GenerationConfig)`` as the generate stage builds them for the first ``n`` SciFact documents."""
     from corpora import load_beir
     from finetune.config import DomainConfig
-    from finetune.generate import assign, attempt_config
     from finetune.prompts import TEMPLATES, generation_messages
+    from finetune.queries import assign, attempt_config
     from finetune.records import Task
     from indexing.records import Chunk
 
@@ -75,8 +75,8 @@ def stage_prompts(n: int, new_tokens: int, temperature: float | None):
 
 
 def accepted(answers: list[str]) -> int:
-    from finetune.generate import check_answer
     from finetune.jsonrepair import OutputRejected
+    from finetune.queries import check_answer
 
     ok = 0
     for raw in answers:

@@ -45,7 +45,8 @@ def pct(times: list[float], q: float) -> float:
 
 def copy_to_server(index, url: str) -> None:
     """The embedded collection into the server (skipped when the server holds it all already)."""
-    from indexing.remote import http_client, publish_manifest
+    from indexing.chroma_client import http_client
+    from indexing.remote import publish_manifest
     from indexing.store import VectorStore
 
     server = VectorStore(index.index_dir, index.key, index.manifest.signature, url=url)

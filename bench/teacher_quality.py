@@ -42,7 +42,7 @@ from embedder import load_embedder
 from eval.metrics import mean_metric
 from finetune.lexical import PoolBM25
 from finetune.teacher import zscore
-from indexing.retrieval import rrf_fuse
+from indexing.retrievers import rrf_fuse
 from linqrag.settings import data_dir
 
 

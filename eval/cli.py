@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from embedder.spec import QUANTIZATION_CHOICES
+from embedder.presets import PRESETS
+from embedder.spec import BACKEND_CHOICES, QUANTIZATION_CHOICES
 from linqrag.errors import run_parser
 
 
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "which includes the adapter's content digest, so a new checkpoint is never served a cached score.",
     )
     s.add_argument("--embedder", default=None,
-                   help="preset (minilm, smollm2, linq, e5-mistral), hub id, local path, or 'bm25'; "
+                   help=f"preset ({', '.join(PRESETS)}), hub id, local path, or 'bm25'; "
                    "default: the adapter's base, else minilm")
     s.add_argument("--adapter", type=Path, help="a PEFT LoRA adapter directory put on the embedder")
     s.add_argument("--suite", nargs="+", default=["streamlined"], metavar="SUITE|TASK",
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder precision (default: the suite's; streamlined: auto, 4-bit for large decoders "
                         "on a GPU)")
     s.add_argument("--max-length", type=int, help="token window (e.g. 128 for smollm2 on a CPU)")
+    s.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
+                   help="how an encoder runs: torch (default), onnx, onnx-int8 or auto (what an index build "
+                        "picks); scores are cached per backend")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")
     s.add_argument("--out", type=Path, help="directory for eval-<suite>.json (default: the adapter dir, "
@@ -91,7 +95,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_path())
     config = ScoreConfig(
         embedder=embedder, adapter=args.adapter, suite=args.suite, quantization=args.quantization,
-        max_length=args.max_length, batch_size=args.batch_size, out_dir=args.out, cache=cache,
+        max_length=args.max_length, batch_size=args.batch_size, backend=args.backend, out_dir=args.out, cache=cache,
         overwrite=args.overwrite, data_root=args.data, show_progress=not args.quiet,
         save_predictions=args.predictions, threads=args.threads,
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from eval.errors import EvalError
 from eval.localdata import RETRIEVAL, STS
 from eval.suites import Suite
+from linqrag.files import write_atomic
 
 RESULTS_PREFIX = "eval-"
 RANK_KEYS = ("retrieval", "sts", "all")
@@ -86,9 +87,7 @@ class RunRecord:
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{RESULTS_PREFIX}{self.suite.name}.json"
-        tmp = path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
         self.path = path
         return path
 

@@ -38,6 +38,7 @@ from eval.localdata import (
 )
 from eval.sampling import PairSampling, RetrievalSampling, restrict, subsample_pairs, subsample_retrieval
 from eval.suites import TaskSpec
+from linqrag.files import write_json_atomic
 
 MAIN_SCORE = {RETRIEVAL: "ndcg_at_10", STS: "cosine_spearman"}
 
@@ -165,11 +166,8 @@ def sampled_retrieval(data: BeirDataset, sampling: RetrievalSampling, fp: str, i
         except (ValueError, KeyError):
             pass  # a damaged cache entry is rebuilt below
     light = subsample_retrieval(data, sampling, show_progress, instruction)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps({"queries": list(light.queries), "documents": [d.doc_id for d in light.corpus]}),
-                   encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, {"queries": list(light.queries), "documents": [d.doc_id for d in light.corpus]},
+                      indent=None)
     return light
 
 

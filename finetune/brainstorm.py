@@ -16,7 +16,9 @@ from finetune.jsonrepair import OutputRejected, parse_string_list
 from finetune.llm import CachedGenerator
 from finetune.prompts import BRAINSTORM_EXAMPLE_ANSWER, FALLBACK_TASK, brainstorm_messages
 from finetune.records import Task
-from finetune.rundir import RunDir, write_json
+from finetune.rundir import RunDir
+from finetune.sources import needs_llm
+from linqrag.files import write_json_atomic
 from linqrag.generation import GenerationConfig
 
 MIN_TASK_WORDS, MAX_TASK_WORDS = 6, 30
@@ -61,9 +63,9 @@ def collect_tasks(answers: list[str], max_tasks: int) -> tuple[list[Task], Count
 
 
 def run_brainstorm_stage(config: DomainConfig, run: RunDir, llm: CachedGenerator, show_progress: bool = True) -> dict:
-    if "llm" not in config.pair_sources:  # no generated queries: no tasks to brainstorm, no model to load
-        write_json(run.tasks_file, [])
-        summary = {"calls": 0, "tasks": 0, "notes": ["pair_sources has no 'llm': brainstorm skipped"]}
+    if not needs_llm(config.pair_sources):  # no generated queries: no tasks to brainstorm, no model to load
+        write_json_atomic(run.tasks_file, [])
+        summary = {"calls": 0, "tasks": 0, "notes": ["no chosen pair source needs the LLM: brainstorm skipped"]}
         run.mark_done("brainstorm", summary)
         return summary
     pool = run.pool()
@@ -82,8 +84,8 @@ def run_brainstorm_stage(config: DomainConfig, run: RunDir, llm: CachedGenerator
     if not tasks:
         tasks = [Task("t0", FALLBACK_TASK)]
         notes.append(f"the brainstorm gave no usable task; using the generic task {FALLBACK_TASK!r}")
-    write_json(run.tasks_file, [t.to_json() for t in tasks])
-    write_json(run.path("brainstorm_raw.json"), answers)
+    write_json_atomic(run.tasks_file, [t.to_json() for t in tasks])
+    write_json_atomic(run.path("brainstorm_raw.json"), answers)
     summary = {"calls": len(prompts), "tasks": len(tasks), "rejected": dict(rejected), "notes": notes,
                "task_list": [t.instruction for t in tasks]}
     run.mark_done("brainstorm", summary)

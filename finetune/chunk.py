@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from corpora import CorpusError, load_corpus
 from corpora.records import Document
 from finetune.config import DomainConfig
-from finetune.rundir import RunDir, write_json, write_jsonl
+from finetune.rundir import RunDir
 from indexing.chunking import ChunkConfig, chunk_documents, default_chunk_config, token_counter
 from indexing.records import Chunk
+from linqrag.files import write_json_atomic, write_jsonl_atomic
 
 #: Default chunk size cap in tokens: a small generator reads a short passage better, and the cost of
 #: CPU training grows with input length. Indexes may use longer chunks; an adapter serves both.
@@ -29,14 +30,11 @@ CHUNK_BATCH = 32
 
 def base_tokenizer(name: str):
     """The base embedder's tokenizer and window, without loading its weights."""
-    from transformers import AutoTokenizer
-
     from embedder.presets import get_preset
-    from embedder.sources import resolve_source
+    from embedder.tokenizers import tokenizer_for
 
     spec = get_preset(name)
-    path, _ = resolve_source(spec.source if spec else name, spec.how_to_get if spec else "")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = tokenizer_for(spec or name)
     window = spec.max_length if spec else min(512, int(getattr(tokenizer, "model_max_length", 512) or 512))
     return tokenizer, window
 
@@ -123,8 +121,8 @@ def run_chunk_stage(config: DomainConfig, run: RunDir, show_progress: bool = Tru
     if len(pool) < 4:
         raise CorpusError(f"{config.corpus} gives only {len(pool)} chunk(s); the pipeline needs at least 4")
     split = split_by_document(pool, config.heldout_fraction, config.seed)
-    write_jsonl(run.chunks, pool)
-    write_json(run.path("split.json"), split)
+    write_jsonl_atomic(run.chunks, pool)
+    write_json_atomic(run.path("split.json"), split)
     summary = {
         "documents": len(report.documents),
         "documents_chunked": chunked_docs,

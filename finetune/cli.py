@@ -19,12 +19,17 @@ from pathlib import Path
 
 from finetune.config import DomainConfig
 from finetune.rundir import STAGES
-from linqrag.errors import run_parser
+from finetune.sources import check_pair_sources, default_pair_sources, sources_help
+from linqrag.errors import ConfigError, run_parser
 from linqrag.generation import GENERATOR_KINDS
 
 
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in text.split(",") if s.strip())
+def _pair_sources(text: str) -> tuple[str, ...]:
+    """``--sources``: comma-separated names of registered pair sources."""
+    try:
+        return check_pair_sources(s.strip() for s in text.split(",") if s.strip())
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_domain_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,9 +52,8 @@ def add_domain_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", metavar="NAME",
                    help=f"filters pairs, mines negatives, gives soft labels: bm25+NAME (BM25 fused with an embedder; "
                    f"default {d.teacher}), an embedder name alone, or bm25")
-    p.add_argument("--sources", dest="pair_sources", type=_comma_list, metavar="LIST",
-                   help="comma-separated pair sources: llm (generated queries), title (title -> body), cloze "
-                   f"(sentence -> rest of its chunk); default {','.join(d.pair_sources)}")
+    p.add_argument("--sources", dest="pair_sources", type=_pair_sources, metavar="LIST",
+                   help=f"comma-separated pair sources: {sources_help()}; default {','.join(default_pair_sources())}")
     p.add_argument("--max-queries", dest="max_queries", type=int, metavar="N",
                    help=f"training chunks that get an LLM query (default {d.max_queries}: the generator is the cost; "
                    f"held-out chunks get {d.max_heldout_queries}, max_heldout_queries in a config file)")

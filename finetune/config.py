@@ -13,31 +13,28 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from finetune.rundir import STAGES
+from finetune.sources import check_pair_sources, default_pair_sources
 from linqrag.errors import ConfigError
 from linqrag.generation import GENERATOR_KINDS
 
-#: Every pair source the generate stage knows.
-PAIR_SOURCES = ("llm", "title", "cloze")
 #: Temperatures: E5-mistral / Linq train 7B decoders at 0.02; sentence-transformers' encoders
 #: (MiniLM) were trained at a scale of 20, i.e. 0.05, and fit noisy labels too hard at 0.02.
 DECODER_TEMPERATURE = 0.02
 ENCODER_TEMPERATURE = 0.05
 
 
-def setting(stage: str | None, default=MISSING, *, default_factory=MISSING, asks_generator: bool = False,
-            train_fingerprint: int | None = None):
+def setting(stage: str | None, default=MISSING, *, default_factory=MISSING, train_fingerprint: int | None = None):
     """A :class:`DomainConfig` field marked with what it affects (``dataclasses.fields`` reads it back):
 
     - ``stage``: the earliest stage (of ``STAGES``) whose output the setting changes, so changing it on
       a finished run means redoing from there; ``None`` for a setting that changes no output (where
       files go, threads, time limits, batch sizes of the generator);
-    - ``asks_generator``: it changes what the generator is asked (``generation_fingerprint``);
     - ``train_fingerprint``: its position in the training setup a resumed training must match (the
       order is part of the hash written into checkpoints, so it is kept, not derived).
     """
     if stage is not None and stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; known: {STAGES}")
-    metadata = {"stage": stage, "asks_generator": asks_generator, "train_fingerprint": train_fingerprint}
+    metadata = {"stage": stage, "train_fingerprint": train_fingerprint}
     return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
@@ -63,10 +60,10 @@ class DomainConfig:
     heldout_fraction: float = setting("chunk", 0.2)  #: share of chunks whose queries only evaluate
 
     # --- 2-3. generator
-    generator: str = setting("brainstorm", "local", asks_generator=True)  #: one of ``GENERATOR_KINDS``
+    generator: str = setting("brainstorm", "local")  #: one of ``GENERATOR_KINDS``
     #: local: smollm2 / hub id / path; openai: the model name
-    generator_model: str | None = setting("brainstorm", None, asks_generator=True)
-    base_url: str | None = setting("brainstorm", None, asks_generator=True)
+    generator_model: str | None = setting("brainstorm", None)
+    base_url: str | None = setting("brainstorm", None)
     api_key_env: str = setting(None, "OPENAI_API_KEY")
     generator_deadline: float = setting(None, 300.0)  #: seconds one endpoint request may take, retries included
     generation_cache: str | None = setting(None, None)  #: share LLM outputs across runs (default: inside the run dir)
@@ -74,19 +71,20 @@ class DomainConfig:
     brainstorm_calls: int = setting("brainstorm", 4)
     brainstorm_passages: int = setting("brainstorm", 3)
     max_tasks: int = setting("brainstorm", 6)
-    #: Where training pairs come from: "llm" (generated queries), "title" (title -> body), "cloze"
-    #: (a sentence -> the rest of its chunk). Each source is a task of the batch schedule.
-    pair_sources: tuple[str, ...] = setting("generate", ("llm", "title", "cloze"))
+    #: Where training pairs come from: names of :data:`finetune.sources.PAIR_SOURCES` ("llm": generated
+    #: queries, "title": title -> body, "cloze": a sentence -> the rest of its chunk; default: those
+    #: registered as default). Each source is a task of the batch schedule.
+    pair_sources: tuple[str, ...] = setting("generate", default_factory=default_pair_sources)
     cloze_per_chunk: int = setting("generate", 2)  #: cloze pairs cut from each pool chunk
     #: training chunks of the pool that get an LLM query (None: every one; the LLM is the cost)
     max_queries: int | None = setting("generate", 240)
     #: held-out chunks that get an LLM query: the selection's test of generated queries (None: every one)
     max_heldout_queries: int | None = setting("generate", 120)
     heldout_cloze_per_chunk: int = setting("generate", 4)  #: cloze queries per held-out chunk (cheap test power)
-    passage_chars: int = setting("generate", 700, asks_generator=True)  #: chunk text shown to the generator
-    max_new_tokens: int = setting("generate", 80, asks_generator=True)
-    temperature: float = setting("brainstorm", 0.6, asks_generator=True)
-    top_p: float = setting("brainstorm", 0.9, asks_generator=True)
+    passage_chars: int = setting("generate", 700)  #: chunk text shown to the generator
+    max_new_tokens: int = setting("generate", 80)
+    temperature: float = setting("brainstorm", 0.6)
+    top_p: float = setting("brainstorm", 0.9)
     retries: int = setting("generate", 2)  #: extra attempts for a chunk whose output was rejected
 
     # --- 4. filter
@@ -150,10 +148,7 @@ class DomainConfig:
             raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
         if self.generator not in GENERATOR_KINDS:
             raise ConfigError(f"generator must be {' or '.join(repr(k) for k in GENERATOR_KINDS)}")
-        self.pair_sources = tuple(self.pair_sources)
-        unknown = set(self.pair_sources) - set(PAIR_SOURCES)
-        if unknown or not self.pair_sources:
-            raise ConfigError(f"pair_sources must be a non-empty subset of {PAIR_SOURCES}; got {self.pair_sources}")
+        self.pair_sources = check_pair_sources(self.pair_sources)
         self._check_settings_used_elsewhere()
 
     def _check_settings_used_elsewhere(self) -> None:
@@ -207,15 +202,9 @@ class DomainConfig:
             return self.temperature_loss
         return DECODER_TEMPERATURE if pooling == "last" else ENCODER_TEMPERATURE
 
-    def generation_fingerprint(self) -> dict:
-        """Settings that change what the generator is asked (cached outputs stay valid otherwise)."""
-        return {k: getattr(self, k) for k in GENERATION_KEYS}
-
 
 #: The earliest stage each setting feeds: changing it on a finished run means redoing from there.
 FIELD_STAGE: dict[str, str] = {f.name: f.metadata["stage"] for f in fields(DomainConfig) if f.metadata["stage"]}
-#: Settings that change what the generator is asked, in field order.
-GENERATION_KEYS: tuple[str, ...] = tuple(f.name for f in fields(DomainConfig) if f.metadata["asks_generator"])
 #: Settings of the training setup a resume must match, in their fingerprint order.
 TRAIN_FINGERPRINT_KEYS: tuple[str, ...] = tuple(
     f.name for f in sorted((f for f in fields(DomainConfig) if f.metadata["train_fingerprint"] is not None),

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from finetune.config import FIELD_STAGE, DomainConfig
-from finetune.rundir import STAGES, RunDir, RunDirError, read_json, write_json
+from finetune.rundir import STAGES, RunDir, RunDirError, read_json
+from linqrag.files import write_json_atomic
 
 if TYPE_CHECKING:  # torch and the models load only when a run starts
     from finetune.distributed import Ranks
@@ -215,7 +216,7 @@ def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool)
         if where.main:
             run.reset_from(from_stage)
     if where.main:
-        write_json(run.path("config.json"), config.to_json())
+        write_json_atomic(run.path("config.json"), config.to_json())
     barrier(where)
     cache = Path(config.generation_cache) if config.generation_cache else run.generation_cache
     fresh_training = from_stage is not None and STAGES.index(from_stage) <= STAGES.index("train")
@@ -284,14 +285,7 @@ def _short(summary: dict, tables: tuple[str, ...] = ()) -> str:
     return text[:400]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m finetune.domain ...``: :func:`finetune.cli.domain_main` (the flags live there)."""
-    from finetune.cli import domain_main
-
-    return domain_main(argv)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # ``python -m finetune.domain``: the flags live in finetune.cli
     from finetune.cli import domain_main
 
     sys.exit(domain_main())

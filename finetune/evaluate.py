@@ -24,10 +24,11 @@ from tqdm.auto import tqdm
 from eval.metrics import mean_metric
 from finetune.config import DomainConfig
 from finetune.records import SyntheticPair
-from finetune.rundir import RunDir, write_json
+from finetune.rundir import RunDir
 from finetune.selection import Verdict, best_checkpoint, decide, macro_mean, simultaneous_intervals
 from finetune.teacher import encode_by_instruction
 from indexing.records import Chunk
+from linqrag.files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     if not pairs:
         summary = {"heldout_queries": 0, "rows": [], "best": None, "recommended": None,
                    "notes": ["no held-out queries survived (raise heldout_fraction or max_chunks)"]}
-        write_json(run.path("evaluation.json"), summary)
+        write_json_atomic(run.path("evaluation.json"), summary)
         run.mark_done("evaluate", summary)
         return summary
     sources = [p.source for p in pairs]
@@ -115,7 +116,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     targets += [(p.name, int(p.name.split("-")[1]), p) for p in run.checkpoint_dirs()]
     rows, per_query, guard = [], {}, {}
     for name, step, path in tqdm(targets, desc="evaluate", unit="model", disable=not show_progress):
-        embedder = load_embedder(config.base, adapter=path, quantization=config.quantization)
+        embedder = load_embedder(config.base, adapter=path, quantization=config.quantization, backend="torch")
         scores = score_embedder(embedder, pairs, pool.chunks, k)
         per_query[name] = scores["ndcg"]
         rows.append(_row(name, step, path, scores, sources, clusters, k))
@@ -140,7 +141,7 @@ def run_evaluate_stage(config: DomainConfig, run: RunDir, show_progress: bool = 
     }
     if config.eval_suite:
         summary["suite"] = suite_scores(config, [base, best], show_progress)
-    write_json(run.path("evaluation.json"), summary)
+    write_json_atomic(run.path("evaluation.json"), summary)
     run.mark_done("evaluate", {k: summary[k] for k in ("heldout_queries", "best", "gain", "verdict")})
     log.warning("verdict: %s", verdict.reason)
     return summary

@@ -81,7 +81,7 @@ def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None
     base = base or adapter_base(adapter)
     if not base:
         raise ModelNotFoundError(f"{adapter}: no base recorded; pass --base")
-    embedder = load_embedder(base, adapter=adapter, quantization="none")
+    embedder = load_embedder(base, adapter=adapter, quantization="none", backend="torch")
     if embedder.loaded_from.quantization:
         raise ModelNotFoundError(f"{adapter}: a 4-bit base cannot be merged exactly; export from an unquantised base")
     spec = embedder.spec
@@ -121,14 +121,7 @@ def export_adapter(adapter: str | Path, out: str | Path, base: str | None = None
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m finetune.export ...``: :func:`finetune.cli.export_main` (the flags live there)."""
-    from finetune.cli import export_main
-
-    return export_main(argv)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # ``python -m finetune.export``: the flags live in finetune.cli
     from finetune.cli import export_main
 
     sys.exit(export_main())

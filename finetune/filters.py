@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 
 from finetune.config import DomainConfig
 from finetune.records import SyntheticPair
-from finetune.rundir import RunDir, write_json, write_jsonl
+from finetune.rundir import RunDir
 from finetune.teacher import Teacher, positive_ranks
 from finetune.text import words
+from linqrag.files import write_json_atomic, write_jsonl_atomic
 
 Rule = Callable[[list[SyntheticPair]], tuple[list[SyntheticPair], list[SyntheticPair]]]
 
@@ -128,9 +129,9 @@ def run_filter_stage(config: DomainConfig, run: RunDir, teacher: Teacher | None,
         apply("teacher_disagrees", lambda ps: rule_teacher(ps, ranks, config.teacher_top_k), subset="train")
     else:
         counts["teacher_disagrees"] = 0
-    write_jsonl(run.filtered, pairs)
-    write_jsonl(run.path("filter_removed.jsonl"), removed_log)
-    write_json(run.path("teacher_ranks.json"), ranks)
+    write_jsonl_atomic(run.filtered, pairs)
+    write_jsonl_atomic(run.path("filter_removed.jsonl"), removed_log)
+    write_json_atomic(run.path("teacher_ranks.json"), ranks)
     counts["kept"] = len(pairs)
     summary = {
         "removed_by_rule": {k: v for k, v in counts.items() if k not in ("input", "kept")},

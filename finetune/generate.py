@@ -1,10 +1,6 @@
-"""Stage 3 (E5 step two): one synthetic query per pool chunk, the chunk being its positive; then
-the pairs that need no LLM (``finetune.sources``: titles, inverse cloze).
-
-Each chunk gets a task from the brainstormed pool and a template (length, clarity, difficulty,
-style), both picked deterministically from the chunk id. The answer must be a JSON object with a
-``query`` (and, optionally, a ``hard_negative``); malformed answers get one repair attempt, then
-``retries`` new attempts with another seed. Every rejected output is kept with its reason.
+"""Stage 3: the training pairs, made by each chosen pair source (:mod:`finetune.sources`: LLM
+queries, titles, inverse cloze, any registered) in registry order, with the generator outputs
+rejected on the way; what each source made is counted in the summary.
 """
 
 from __future__ import annotations
@@ -13,130 +9,42 @@ import time
 from collections import Counter
 
 from finetune.config import DomainConfig
-from finetune.jsonrepair import OutputRejected, parse_json_object
 from finetune.llm import CachedGenerator
-from finetune.prompts import EXAMPLE_NEGATIVES, EXAMPLE_QUERIES, TEMPLATES, generation_messages, stable_pick
 from finetune.records import Rejection, SyntheticPair, Task
-from finetune.rundir import RunDir, write_jsonl
-from finetune.sources import cloze_pairs, title_pairs
-from indexing.records import Chunk
-from linqrag.generation import GenerationConfig
-
-#: Stop at the first closing brace: a small model tends to add keys after the two it was asked for.
-JSON_STOP = ("}",)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split()).strip(" .?!")
-
-
-def check_answer(raw: str) -> tuple[str, str | None, bool, list[str]]:
-    """``(query, hard_negative or None, repaired, notes)`` or :class:`OutputRejected`."""
-    text = raw if raw.rstrip().endswith("}") else raw + "}"
-    parsed = parse_json_object(text, required=("query",), strings=("hard_negative",))
-    query = " ".join(parsed.value["query"].split())
-    notes = list(parsed.notes)
-    if _norm(query) in {_norm(q) for q in EXAMPLE_QUERIES}:
-        raise OutputRejected("copied_example_query")
-    negative = parsed.value.get("hard_negative")
-    negative = " ".join(negative.split()) if isinstance(negative, str) else None
-    if negative is not None and (not negative or _norm(negative) in {_norm(n) for n in EXAMPLE_NEGATIVES}):
-        notes.append("dropped_hard_negative:copied_or_empty")
-        negative = None
-    if negative is not None and _norm(negative) == _norm(query):
-        notes.append("dropped_hard_negative:same_as_query")
-        negative = None
-    return query, negative, parsed.repaired, notes
-
-
-def assign(chunk: Chunk, tasks: list[Task], seed: int) -> tuple[Task, str]:
-    """The task and template for a chunk: stable across runs and resumes."""
-    task = tasks[stable_pick(chunk.chunk_id, len(tasks), f"task{seed}")]
-    template = TEMPLATES[stable_pick(chunk.chunk_id, len(TEMPLATES), f"template{seed}")]
-    return task, template.template_id
-
-
-def attempt_config(config: DomainConfig, attempt: int) -> GenerationConfig:
-    """Retries sample with another seed (and some temperature, or greedy would repeat itself)."""
-    temperature = config.temperature if attempt == 0 else max(config.temperature, 0.7)
-    return GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=temperature, top_p=config.top_p,
-                            seed=config.seed + 1000 * attempt, stop=JSON_STOP)
-
-
-def llm_chunks(pool, config: DomainConfig) -> list[Chunk]:
-    """The pool chunks the LLM writes for, in pool order: training and held-out chunks have their own
-    allotments, so the held-out test gets enough generated queries to have power on a small pool."""
-    picked, left = [], {"train": config.max_queries, "heldout": config.max_heldout_queries}
-    for chunk in pool.chunks:
-        split = pool.split[chunk.chunk_id]
-        if left[split] is None or left[split] > 0:
-            picked.append(chunk)
-            left[split] = None if left[split] is None else left[split] - 1
-    return picked
+from finetune.rundir import RunDir
+from finetune.sources import SourceInput, chosen_sources
+from linqrag.files import write_jsonl_atomic
 
 
 def run_generate_stage(config: DomainConfig, run: RunDir, tasks: list[Task], llm: CachedGenerator,
                        show_progress: bool = True) -> dict:
-    """LLM queries for the first ``max_queries`` training chunks and ``max_heldout_queries`` held-out
-    chunks of the pool, then the free sources for every chunk."""
-    pool = run.pool()
-    chunks = llm_chunks(pool, config) if "llm" in config.pair_sources else []
-    templates = {t.template_id: t for t in TEMPLATES}
-    plan = {c.chunk_id: assign(c, tasks, config.seed) for c in chunks}
-    pending = list(chunks)
-    pairs: dict[str, SyntheticPair] = {}
+    """Every chosen source's pairs (the LLM's for the first ``max_queries`` training chunks and
+    ``max_heldout_queries`` held-out chunks of the pool; the free sources' for every chunk)."""
+    given = SourceInput(config, run.pool(), tasks, llm, show_progress)
+    ordered: list[SyntheticPair] = []
     rejections: list[Rejection] = []
-    repaired = 0
-    notes: Counter = Counter()
+    by_source, notes = {}, {}
     t0 = time.perf_counter()
-    for attempt in range(config.retries + 1):
-        if not pending:
-            break
-        prompts = [generation_messages(c.indexed_text, plan[c.chunk_id][0], templates[plan[c.chunk_id][1]],
-                                       config.passage_chars) for c in pending]
-        answers = llm.complete(prompts, attempt_config(config, attempt),
-                               desc=f"generate (attempt {attempt + 1})", show_progress=show_progress)
-        retry = []
-        for chunk, raw in zip(pending, answers, strict=True):
-            try:
-                query, negative, was_repaired, answer_notes = check_answer(raw)
-            except OutputRejected as error:
-                rejections.append(Rejection(chunk.chunk_id, attempt, error.reason, raw[:500]))
-                retry.append(chunk)
-                continue
-            task, template_id = plan[chunk.chunk_id]
-            repaired += was_repaired
-            notes.update(answer_notes)
-            pairs[chunk.chunk_id] = SyntheticPair(
-                pair_id=f"q{len(pairs):05d}", chunk_id=chunk.chunk_id, task_id=task.task_id,
-                instruction=task.instruction, query=query, hard_negative=negative, template_id=template_id,
-                split=pool.split[chunk.chunk_id], attempts=attempt + 1, repaired=was_repaired,
-            )
-        pending = retry
-    ordered = [pairs[c.chunk_id] for c in chunks if c.chunk_id in pairs]
-    llm_pairs = len(ordered)
-    if "title" in config.pair_sources:
-        ordered += title_pairs(pool.chunks, pool.split)
-    if "cloze" in config.pair_sources:
-        for split, per_chunk in (("train", config.cloze_per_chunk), ("heldout", config.heldout_cloze_per_chunk)):
-            ordered += cloze_pairs([c for c in pool.chunks if pool.split[c.chunk_id] == split], pool.split,
-                                   per_chunk, config.seed + 11, first_pair=sum(p.source == "cloze" for p in ordered))
-    write_jsonl(run.pairs_file, ordered)
-    write_jsonl(run.rejections, rejections)
-    reasons = Counter(r.reason for r in rejections)
+    for source in chosen_sources(config.pair_sources):
+        made = source.make(given)
+        ordered += made.pairs
+        rejections += made.rejections
+        by_source[source.name] = len(made.pairs)
+        notes.update(made.summary)
+    repeated = [pid for pid, n in Counter(p.pair_id for p in ordered).items() if n > 1]
+    if repeated:
+        raise RuntimeError(f"pair ids made twice (each source needs a prefix of its own): {repeated[:5]}")
+    write_jsonl_atomic(run.pairs_file, ordered)
+    write_jsonl_atomic(run.rejections, rejections)
     summary = {
-        "chunks": len(chunks),
         "pairs": len(ordered),
-        "by_source": {"llm": llm_pairs, **{src: sum(1 for p in ordered if p.source == src)
-                                           for src in ("title", "cloze") if src in config.pair_sources}},
+        "by_source": by_source,
         "train_pairs": sum(1 for p in ordered if p.split == "train"),
         "heldout_pairs": sum(1 for p in ordered if p.split == "heldout"),
         "with_hard_negative": sum(1 for p in ordered if p.hard_negative),
-        "repaired": repaired,
+        **notes,
         "rejected_outputs": len(rejections),
-        "rejected_by_reason": dict(reasons.most_common()),
-        "gave_up_chunks": len(pending),
-        "answer_notes": dict(notes.most_common()),
+        "rejected_by_reason": dict(Counter(r.reason for r in rejections).most_common()),
         "generator": llm.name,  # which model and backend wrote the answers (the cache's key prefix)
         "generated_now": llm.generated,
         "generation_seconds": round(llm.seconds, 1),

@@ -20,8 +20,9 @@ import numpy as np
 
 from finetune.config import DomainConfig
 from finetune.records import SyntheticPair, TrainingExample
-from finetune.rundir import RunDir, write_jsonl
+from finetune.rundir import RunDir
 from finetune.teacher import Teacher
+from linqrag.files import write_jsonl_atomic
 
 #: Cosine units per fused z-unit when the teacher has no dense part to calibrate against.
 FALLBACK_MARGIN_FACTOR = 0.05
@@ -121,7 +122,7 @@ def run_mine_stage(config: DomainConfig, run: RunDir, teacher: Teacher, show_pro
         teacher_positive_score=round(positive_score, 4), source=p.source, positive_text=p.positive_text,
         teacher_margins=tuple(round(float(m) * factor, 5) for m in fused_margins),
     ) for p, negative_ids, llm_negative, positive_score, fused_margins in mined]
-    write_jsonl(run.examples_file, examples)
+    write_jsonl_atomic(run.examples_file, examples)
     summary = {
         "examples": len(examples),
         "by_source": dict(Counter(e.source for e in examples)),

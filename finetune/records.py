@@ -32,10 +32,6 @@ class ChunkPool:
     def of_split(self, name: str) -> list[Chunk]:
         return [c for c in self.chunks if self.split[c.chunk_id] == name]
 
-    @property
-    def by_id(self) -> dict[str, Chunk]:
-        return {c.chunk_id: c for c in self.chunks}
-
 
 @dataclass(frozen=True)
 class Task(Record):

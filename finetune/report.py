@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from finetune.config import DomainConfig
-from finetune.rundir import RunDir, iter_jsonl, read_json, write_json
+from finetune.rundir import RunDir, iter_jsonl, read_json
+from linqrag.files import write_json_atomic
 
 
 @contextmanager
@@ -83,7 +84,7 @@ def run_report_stage(config: DomainConfig, run: RunDir) -> dict:
         plot_metrics(rows, [metric, f"recall@{config.eval_k}"], run.path("metrics.png"))
         plots.append("metrics.png")
     report["plots"] = plots
-    write_json(run.path("report.json"), report)
+    write_json_atomic(run.path("report.json"), report)
     run.path("report.md").write_text(markdown(report), encoding="utf-8")
     run.mark_done("report", {"best_checkpoint": report["best_checkpoint"], "gain": report["gain"]})
     return report
@@ -105,10 +106,10 @@ def markdown(report: dict) -> str:
     gen = stages.get("generate", {})
     if gen:
         lines += ["## Generation", "",
-                  (f"{gen.get('pairs')} pairs from {gen.get('chunks')} chunks "
-                  f"({gen.get('with_hard_negative')} with an LLM hard negative); {gen.get('repaired')} answers "
-                  f"repaired, {gen.get('rejected_outputs')} rejected, "
-                  f"{gen.get('gave_up_chunks')} chunks given up after retries. "
+                  (f"{gen.get('pairs')} pairs (by source: {gen.get('by_source')}); {gen.get('chunks', 0)} chunks "
+                  f"asked of the LLM ({gen.get('with_hard_negative')} with an LLM hard negative); "
+                  f"{gen.get('repaired', 0)} answers repaired, {gen.get('rejected_outputs')} rejected, "
+                  f"{gen.get('gave_up_chunks', 0)} chunks given up after retries. "
                   f"Generator speed: {gen.get('queries_per_minute')} answers/min (uncached only)."), ""]
         if gen.get("rejected_by_reason"):
             lines += _table([{"reason": k, "count": v} for k, v in gen["rejected_by_reason"].items()],

@@ -1,7 +1,8 @@
 """The run directory: one file per stage output, written atomically, plus a stage ledger.
 
-A stage is done when its name is in ``stages.json``; it is marked only after all of its files
-are in place, so a run killed mid-stage redoes that stage (and only it) on the next start.
+Every file is written whole or not at all (:mod:`linqrag.files`). A stage is done when its name
+is in ``stages.json``; it is marked only after all of its files are in place, so a run killed
+mid-stage redoes that stage (and only it) on the next start.
 Append-only logs (the generation cache, the loss log) survive a kill up to the last full line.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from linqrag.errors import LinqragError
+from linqrag.files import write_json_atomic
 
 if TYPE_CHECKING:
     from finetune.records import ChunkPool, SyntheticPair, Task, TrainingExample
@@ -26,31 +28,10 @@ class RunDirError(LinqragError, RuntimeError):
     """The run directory does not fit the request (another corpus, a missing earlier stage)."""
 
 
-def write_json(path: Path, data) -> None:
-    """Atomic: a temporary sibling, then an ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_json(path: Path, default=None):
     if not path.exists():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_jsonl(path: Path, rows: Iterable) -> int:
-    """Atomic JSON-lines write of records (``to_json``) or dicts; returns the row count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row.to_json() if hasattr(row, "to_json") else row, ensure_ascii=False) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
@@ -156,14 +137,14 @@ class RunDir:
     def mark_done(self, stage: str, summary: dict) -> None:
         ledger = self.done()
         ledger[stage] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **summary}
-        write_json(self.ledger_path, ledger)
+        write_json_atomic(self.ledger_path, ledger)
 
     def record_seconds(self, stage: str, seconds: float) -> None:
         """What a finished stage cost, beside its summary (the run's cost table reads it)."""
         ledger = self.done()
         if stage in ledger:
             ledger[stage]["seconds"] = round(seconds, 1)
-            write_json(self.ledger_path, ledger)
+            write_json_atomic(self.ledger_path, ledger)
 
     def stage_minutes(self) -> dict[str, float]:
         return {stage: round(entry["seconds"] / 60, 1) for stage, entry in self.done().items() if "seconds" in entry}
@@ -172,7 +153,7 @@ class RunDir:
         """Forget ``stage`` and every later one (their files are overwritten when they run)."""
         later = STAGES[STAGES.index(stage):]
         ledger = {k: v for k, v in self.done().items() if k not in later}
-        write_json(self.ledger_path, ledger)
+        write_json_atomic(self.ledger_path, ledger)
 
     def require(self, *stages: str) -> None:
         missing = [s for s in stages if not self.is_done(s)]

@@ -17,6 +17,7 @@ a cloze pair's chunk minus its sentence) has its positive column re-scored on th
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import numpy as np
 from finetune.rundir import RunDir
 from indexing.records import Chunk
 from linqrag.errors import ConfigError
+from linqrag.files import write_atomic, write_json_atomic
 
 LEXICAL = "bm25"
 
@@ -77,7 +79,7 @@ class DensePart:
         if embedder is None:
             from embedder import load_embedder
 
-            embedder = load_embedder(name)
+            embedder = load_embedder(name, backend="torch")
         self.embedder = embedder
         self._queries: dict[tuple[str, str], np.ndarray] = {}  # (instruction, query) -> vector
         self._documents: dict[str, np.ndarray] = {}  # text -> vector
@@ -95,11 +97,10 @@ class DensePart:
                 if all(cid in row for cid in ids):  # the pool, or a part of it (the mine stage's train chunks)
                     return np.load(vec_path)[[row[cid] for cid in ids]]
         vectors = self.embedder.encode_documents([c.indexed_text for c in chunks], show_progress=show_progress)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{stem}.tmp.npy"
-        np.save(tmp, vectors)
-        tmp.replace(vec_path)
-        meta_path.write_text(json.dumps({"signature": self.embedder.signature, "ids": ids}))
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        write_atomic(vec_path, buffer.getvalue())
+        write_json_atomic(meta_path, {"signature": self.embedder.signature, "ids": ids}, indent=None)
         return vectors
 
     def query_vectors(self, queries: Sequence[str], instructions: Sequence[str]) -> np.ndarray:

@@ -29,8 +29,9 @@ from finetune.distributed import ONE_PROCESS, Ranks, barrier, gather_rows, ranks
 from finetune.lora import add_lora, load_adapter_weights, save_adapter, trainable_summary
 from finetune.losses import info_nce, margin_mse
 from finetune.records import TrainingExample
-from finetune.rundir import RunDir, RunDirError, append_jsonl, iter_jsonl, write_jsonl
+from finetune.rundir import RunDir, RunDirError, append_jsonl, iter_jsonl
 from linqrag.errors import ConfigError
+from linqrag.files import write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def _training_data(config: DomainConfig, run: RunDir, tasks_order: Sequence[str]
     texts = {c.chunk_id: c.indexed_text for c in pool.chunks}
     plan = plan_batches(examples, config.batch_size, config.steps, config.mixed_steps, config.seed, tasks_order)
     if where.main:
-        write_jsonl(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
+        write_jsonl_atomic(run.path("batch_plan.jsonl"), ({"step": i + 1, "examples": b} for i, b in enumerate(plan)))
     fingerprint = plan_fingerprint(config, plan, examples)
     if fresh and where.main:
         moved = archive_checkpoints(run)
@@ -222,7 +223,7 @@ def _resume(setup: TrainingSetup, run: RunDir) -> None:
         log.warning("resuming training from %s (step %d)", previous[-1].name, setup.start)
     kept = [row for row in iter_jsonl(run.losses) if row.get("step", 0) <= setup.start]
     if setup.where.main:
-        write_jsonl(run.losses, kept)
+        write_jsonl_atomic(run.losses, kept)
 
 
 def setup_training(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (),
@@ -233,7 +234,8 @@ def setup_training(config: DomainConfig, run: RunDir, tasks_order: Sequence[str]
     where = ranks()
     examples, texts, plan, fingerprint = _training_data(config, run, tasks_order, fresh, where)
     torch.manual_seed(config.seed)
-    embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length)
+    embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length,
+                             backend="torch")
     quantized = embedder.loaded_from.quantization == "nf4"
     checkpointing = config.gradient_checkpointing
     if checkpointing is None:  # decoders are deep: SmolLM2-135M (30 layers) at batch 16 took 17 GB without it

@@ -34,9 +34,9 @@ from indexing.store import (
     index_key,
     permission_faults,
     read_chunks,
-    write_chunks_atomic,
 )
 from linqrag import settings
+from linqrag.files import write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _build_locked(job: BuildJob) -> BuildReport:
     # chunk store, BM25 and manifest, each replaced atomically; the manifest last
     changed = bool(embedded or removed) or previous.manifest is None or not (home / "bm25").exists()
     if changed or set(previous.chunks) != wanted:
-        write_chunks_atomic(home / "chunks.jsonl", chunks)
+        write_jsonl_atomic(home / "chunks.jsonl", chunks)
         BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks],
                         show_progress=False).save(home / "bm25")
     embedder = job.embedder
@@ -154,6 +154,7 @@ def _build_locked(job: BuildJob) -> BuildReport:
         corpus=job.name, corpus_path=str(job.corpus.resolve()), signature=embedder.signature, embedder=embedder.name,
         chunk_config=job.chunk_config.to_json(), files=files, chunk_count=len(chunks),
         adapter=embedder.loaded_from.adapter_path, max_length=embedder.max_length,
+        backend=getattr(embedder, "backend", "torch"),
     )
     manifest.save(home / "manifest.json")
     if job.chroma_url:

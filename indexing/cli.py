@@ -1,7 +1,7 @@
 """``python -m indexing``: build, search and inspect indexes.
 
     python -m indexing build --corpus DIR [--embedder auto] [--index-dir .linqrag/index]
-    python -m indexing search "query" [--retriever hybrid] [-k 10] [--path GLOB ...] [--title TEXT ...]
+    python -m indexing search "query" [--retriever KIND] [-k 10] [--path GLOB ...] [--title TEXT ...]
     python -m indexing stats
 """
 
@@ -13,7 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from indexing.retrieval import RETRIEVERS
+from embedder.spec import BACKEND_CHOICES
+from indexing.retrievers import DEFAULT_RETRIEVER, RETRIEVERS, retriever_help
 from linqrag.errors import run_parser
 from linqrag.settings import chroma_url, index_dir
 
@@ -52,7 +53,7 @@ def _build(args: argparse.Namespace, corpus) -> int:
     from embedder import load_embedder
     from indexing import ChunkConfig, build_index
 
-    embedder = load_embedder(args.embedder, args.adapter, batch_size=args.batch_size)
+    embedder = load_embedder(args.embedder, args.adapter, batch_size=args.batch_size, backend=args.backend)
     config = ChunkConfig(args.chunk_size, args.chunk_overlap) if args.chunk_size else None
     report = build_index(corpus, embedder, args.index_dir, name=args.name, chunk_config=config,
                          upsert_batch=args.commit_every, show_progress=not args.no_progress,
@@ -74,21 +75,24 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     search_filter = SearchFilter(tuple(args.path or ()), tuple(args.title or ())) or None
     index = open_index(args.index_dir, corpus=args.corpus, chroma_url=args.chroma_url)
+    chosen = _which_index_note(args, index)
     embedder = None
-    if args.retriever != "bm25":
+    if RETRIEVERS[args.retriever].needs_embedder:
+        backend = args.backend or index.manifest.backend
         if args.embedder:  # refuse a mismatched embedder before loading (a GGUF converts for minutes)
-            index.check_signature(predict_signature(args.embedder, args.adapter))
-        embedder = (load_embedder(args.embedder, args.adapter) if args.embedder
-                    else index.manifest.load_embedder())
+            index.check_signature(predict_signature(args.embedder, args.adapter, backend=backend))
+        embedder = (load_embedder(args.embedder, args.adapter, backend=backend) if args.embedder
+                    else index.manifest.load_embedder(backend=backend))
     result = index.retriever(args.retriever, embedder, instruction=args.instruction).search(
         args.query, args.k, filter=search_filter)
+    notes = [*([chosen] if chosen else []), *result.notes]
     if args.json:
-        for note in result.notes:  # stderr, so stdout stays one JSON document
+        for note in notes:  # stderr, so stdout stays one JSON document
             print(f"note: {note}", file=sys.stderr)
         print(json.dumps([{"rank": h.rank, "score": h.score, "id": h.chunk_id, **h.metadata, "text": h.text}
                           for h in result.hits], indent=1))
         return 0
-    for note in result.notes:
+    for note in notes:
         print(f"note: {note}")
     restricted = f" ({search_filter.describe()})" if search_filter else ""
     print(f"{result.retriever}: {len(result.hits)} hits in {result.seconds * 1000:.1f} ms{restricted}")
@@ -97,6 +101,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{printable(h.metadata.get('doc_id'))} [{h.metadata.get('start')}:{h.metadata.get('end')}]"
         print(f"{h.rank:3d}. {h.score:8.4f}  {where}\n      {snippet}")
     return 0
+
+
+def _which_index_note(args: argparse.Namespace, index) -> str | None:
+    """Which index a search chose, when the directory holds several and ``--corpus`` did not say."""
+    from indexing import list_indexes
+
+    if args.corpus:
+        return None
+    others = sorted({m.corpus for m in list_indexes(args.index_dir, args.chroma_url)} - {index.manifest.corpus})
+    if not others:
+        return None
+    return (f"searching {printable(index.manifest.corpus)!r}, the newest index here; the others: "
+            f"{', '.join(repr(printable(o)) for o in others)} (choose with --corpus)")
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -129,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--chunk-size", type=int, help="tokens per chunk (default from the embedder's window)")
     build.add_argument("--chunk-overlap", type=int, default=32)
     build.add_argument("--batch-size", type=int, default=32, help="embedding batch size")
+    build.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                       help="how an encoder embedder runs: torch, onnx (fp32, same vectors), onnx-int8 (about "
+                            "3x faster on a CPU) or auto (onnx-int8 on a CPU where ONNX Runtime is installed, "
+                            "else torch); the index records it and queries run the same way")
     build.add_argument("--commit-every", type=int, default=256, help="chunks embedded per durable write to Chroma")
     build.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                        help="when another build is writing this index directory, wait this long for it "
@@ -140,19 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser(
         "search", help="query an index", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Rank chunks for a query.",
-        epilog="filters (the same restriction on dense, bm25 and hybrid):\n"
+        epilog=f"filters (the same restriction on {', '.join(RETRIEVERS)}):\n"
                "  --path docs/                   everything under the folder docs\n"
                "  --path '*.md'                  Markdown files in any folder (* crosses /)\n"
                "  --path a.txt --path b/         a.txt, or anything under b\n"
                "  --title intro                  documents whose title contains 'intro' (any case)\n"
                "  --path docs/ --title 'guide*'  under docs and titled guide...")
     search.add_argument("query")
-    search.add_argument("--retriever", choices=RETRIEVERS, default="hybrid",
-                        help="default hybrid (RRF of dense and bm25)")
+    search.add_argument("--retriever", choices=list(RETRIEVERS), default=DEFAULT_RETRIEVER,
+                        help=f"{retriever_help()} (default {DEFAULT_RETRIEVER})")
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--corpus", help="which corpus, when the directory holds several")
     search.add_argument("--embedder", help="query embedder (default: the one the index was built with)")
     search.add_argument("--adapter")
+    search.add_argument("--backend", choices=BACKEND_CHOICES,
+                        help="how the query embedder runs (default: as the index was built)")
     search.add_argument("--instruction", help="task instruction for the query (decoder embedders)")
     search.add_argument("--path", action="append", metavar="GLOB",
                         help="only chunks of files whose path relative to the corpus folder, or a folder above "

@@ -9,7 +9,8 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from indexing.filters import SearchFilter
-from indexing.retrieval import Index, Retriever
+from indexing.retrieval import Index
+from indexing.retrievers import Retriever
 
 
 class LinqragRetriever(BaseRetriever):

@@ -7,7 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from indexing.store import IndexStoreError, write_json_atomic
+from indexing.errors import IndexStoreError
+from linqrag.files import write_json_atomic
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Manifest:
     chunk_count: int = 0
     adapter: str | None = None  # the PEFT adapter the embedder was loaded with, if any
     max_length: int | None = None
+    backend: str = "torch"  #: how the embedder ran (embedder.onnx.BACKENDS); older manifests: torch
     built_at: float = field(default_factory=time.time)
 
     def save(self, path: Path) -> None:
@@ -36,10 +38,11 @@ class Manifest:
         return asdict(self)
 
     def load_embedder(self, **kwargs):
-        """The query embedder this index was built with (same preset or path, same adapter)."""
+        """The query embedder this index was built with (same preset or path, adapter and backend)."""
         from embedder import load_embedder
 
         kwargs.setdefault("max_length", self.max_length)
+        kwargs.setdefault("backend", self.backend)
         return load_embedder(self.embedder, self.adapter, **kwargs)
 
     @classmethod

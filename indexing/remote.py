@@ -16,90 +16,27 @@ only what the server lacks.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
-from urllib.parse import urlparse
 
 from indexing.bm25 import BM25Index
+from indexing.chroma_client import call_server, parse_chroma_url
+from indexing.errors import IndexStoreError
 from indexing.manifest import Manifest
 from indexing.records import Chunk
-from indexing.store import IndexStoreError, write_chunks_atomic
+from linqrag.files import write_jsonl_atomic
 
 #: The collection holding one manifest per index key (document: the manifest as JSON).
 MANIFESTS = "linqrag-manifests"
 #: Records asked for per ``get`` when the chunk records are pulled from the server.
 PAGE = 2000
-#: Environment variable with a token sent as ``Authorization: Bearer ...`` (never logged).
-TOKEN_ENV = "LINQRAG_CHROMA_TOKEN"
-
-T = TypeVar("T")
-
-
-def parse_chroma_url(url: str) -> tuple[str, int, bool]:
-    """``(host, port, ssl)`` of ``http[s]://HOST[:PORT]``; a clear error for anything else."""
-    parsed = urlparse(url if "://" in url else f"http://{url}")
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise IndexStoreError(f"--chroma-url {url!r} is not an http(s)://HOST:PORT address")
-    try:
-        port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-    except ValueError as error:
-        raise IndexStoreError(f"--chroma-url {url!r}: {error}") from error
-    return parsed.hostname, port, parsed.scheme == "https"
 
 
 def cache_home(index_dir: Path, url: str, key: str) -> Path:
     """Where a reader caches the chunk records and BM25 of one server index."""
     host, port, _ = parse_chroma_url(url)
     return index_dir / "remote" / re.sub(r"[^A-Za-z0-9._-]+", "-", f"{host}-{port}") / "indexes" / key
-
-
-def server_error(url: str, error: Exception, doing: str) -> IndexStoreError:
-    return IndexStoreError(
-        f"the Chroma server at {url} did not answer while {doing} ({error.__class__.__name__}: {error}); "
-        "nothing stored before is lost: start the server (`chroma run --path DIR --port N`) and run again"
-    )
-
-
-def is_connection_error(error: Exception) -> bool:
-    import httpx
-
-    return isinstance(error, httpx.TransportError) or (
-        isinstance(error, ValueError) and "Could not connect" in str(error))
-
-
-def call_server(url: str, doing: str, fn: Callable[[], T]) -> T:
-    """``fn()``, with a lost connection turned into one clear :class:`IndexStoreError`."""
-    try:
-        return fn()
-    except IndexStoreError:
-        raise
-    except Exception as error:
-        if is_connection_error(error):
-            raise server_error(url, error, doing) from error
-        raise
-
-
-def http_client(url: str):
-    """A ``chromadb.HttpClient`` for ``url`` (telemetry off; a token from ``LINQRAG_CHROMA_TOKEN``),
-    one per server and token for the process: making one costs a round trip (~60 ms on loopback),
-    and listing the indexes, opening one and building all ask for it."""
-    return _client(url, os.environ.get(TOKEN_ENV))
-
-
-@functools.lru_cache(maxsize=8)
-def _client(url: str, token: str | None):
-    import chromadb
-    from chromadb.config import Settings
-
-    host, port, ssl = parse_chroma_url(url)
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    return call_server(url, "connecting", lambda: chromadb.HttpClient(
-        host=host, port=port, ssl=ssl, headers=headers, settings=Settings(anonymized_telemetry=False)))
 
 
 def _manifests(client, url: str):
@@ -155,7 +92,7 @@ def sync_cache(home: Path, manifest: Manifest, collection, url: str) -> None:
         return
     chunks = pull_chunks(collection, url, manifest)
     home.mkdir(parents=True, exist_ok=True)
-    write_chunks_atomic(home / "chunks.jsonl", chunks)
+    write_jsonl_atomic(home / "chunks.jsonl", chunks)
     BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks],
                     show_progress=False).save(home / "bm25")
     manifest.write(cached_path)

@@ -1,4 +1,5 @@
-"""Dense, BM25 and hybrid (reciprocal rank fusion) retrieval over one built index.
+"""An opened index (:class:`Index`: manifest, chunk records, Chroma, BM25) and the retrievers it
+gives (:meth:`Index.retriever`, by the kinds registered in :mod:`indexing.retrievers`).
 
 Query latency (``bench/index.py``; SciFact's 9,911 chunks, one core): a dense search is the query's
 forward pass (~20 ms for a 20-token query through MiniLM on a quiet core), the HNSW search (~2-3 ms)
@@ -23,14 +24,15 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from indexing.bm25 import BM25Index
 from indexing.filters import FilterError, SearchFilter, matching_ids
 from indexing.manifest import Manifest
-from indexing.records import Chunk, Hit, SearchResult
+from indexing.records import Chunk, Hit
+from indexing.retrievers import Retriever, RetrieverOptions, retriever_kind
+from indexing.selection import Selection
 from indexing.store import (
     IndexMismatchError,
     IndexStoreError,
@@ -41,10 +43,7 @@ from indexing.store import (
     stored_vector_count,
 )
 from linqrag import settings
-from linqrag.errors import LinqragError
 
-RETRIEVERS = ("dense", "bm25", "hybrid")
-RRF_K = 60
 #: Resolved filters an opened index remembers (the app asks the same few again and again; each holds
 #: a float32 mask over all chunks).
 SELECTIONS_KEPT = 8
@@ -80,75 +79,6 @@ def query_threads(n: int | None = None):
         finally:
             if before != n:
                 torch.set_num_threads(before)
-
-
-class SearchError(LinqragError, ValueError):
-    """A search asked for something that cannot be searched (``k`` below 1, not an integer)."""
-
-
-def checked_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise SearchError(f"k must be a whole number of hits, 1 or more (got {k!r})")
-    return int(k)
-
-
-def no_query(retriever: str, query) -> SearchResult | None:
-    """The answer to an empty query: no hits and a note, not ten arbitrary chunks."""
-    if isinstance(query, str) and query.strip():
-        return None
-    return SearchResult(retriever, query if isinstance(query, str) else "", [], 0.0,
-                        ["no query: type some words to search for"])
-
-
-def begin_search(name: str, index: Index, query: str, k, search_filter: SearchFilter | None,
-                 t0: float) -> tuple[int, Selection | None, SearchResult | None]:
-    """What every retriever checks first: ``k``, an empty query, a filter that keeps nothing.
-    Returns ``(k, selection, early)``; ``early`` is the whole answer when there is nothing to search."""
-    k = checked_k(k)
-    if (empty := no_query(name, query)) is not None:
-        return k, None, empty
-    selection = index.select(search_filter)
-    if selection is not None and not selection.ids:
-        return k, selection, SearchResult(name, query, [], time.perf_counter() - t0, selection.notes(k))
-    return k, selection, None
-
-
-class Retriever(Protocol):
-    name: str
-
-    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult: ...
-
-
-@dataclass(frozen=True, eq=False)
-class Selection:
-    """The chunks a filter keeps in one index: their ids (for Chroma) and a BM25 row mask."""
-
-    search_filter: SearchFilter
-    ids: list[str]
-    mask: np.ndarray
-    total: int
-
-    @property
-    def everything(self) -> bool:
-        return len(self.ids) == self.total
-
-    def notes(self, k: int) -> list[str]:
-        if not self.ids:
-            return [f"no chunk matches the filter ({self.search_filter.describe()}); nothing was searched"]
-        if len(self.ids) < k:
-            return [f"the filter ({self.search_filter.describe()}) keeps {len(self.ids)} of {self.total} chunks"]
-        return []
-
-
-def rrf_fuse(rankings: dict[str, list[str]], weights: dict[str, float] | None = None,
-             k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: ``sum_r w_r / (k + rank_r(d))`` with ranks from 1, best first."""
-    scores: dict[str, float] = {}
-    for name, ids in rankings.items():
-        weight = 1.0 if weights is None else weights.get(name, 1.0)
-        for rank, doc in enumerate(ids, 1):
-            scores[doc] = scores.get(doc, 0.0) + weight / (k + rank)
-    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 @dataclass
@@ -252,17 +182,15 @@ class Index:
 
     def retriever(self, kind: str, embedder=None, instruction: str | None = None,
                   weights: dict[str, float] | None = None, depth: int = 100) -> Retriever:
-        if kind == "bm25":
-            return BM25Retriever(self)
-        if embedder is None:
-            raise ValueError(f"the {kind} retriever needs the query embedder")
-        self.check_embedder(embedder)
-        dense = DenseRetriever(self, embedder, instruction)
-        if kind == "dense":
-            return dense
-        if kind == "hybrid":
-            return HybridRetriever(self, dense, BM25Retriever(self), weights or {"dense": 1.0, "bm25": 1.0}, depth)
-        raise ValueError(f"unknown retriever {kind!r}; choose from {RETRIEVERS}")
+        """A retriever of the registered ``kind`` (:data:`indexing.retrievers.RETRIEVERS`) over this
+        index; a kind that ranks by vectors needs the query ``embedder``, checked against the index."""
+        found = retriever_kind(kind)
+        if found.needs_embedder:
+            if embedder is None:
+                raise ValueError(f"the {kind} retriever needs the query embedder")
+            self.check_embedder(embedder)
+        return found.build(self, embedder if found.needs_embedder else None,
+                           RetrieverOptions(instruction, weights, depth))
 
     def stats(self) -> dict:
         m = self.manifest
@@ -277,113 +205,14 @@ class Index:
                                                                           time.localtime(m.built_at))}
 
 
-class RankingRetriever:
-    """One ``search`` for every retriever: the shared checks, ``ranked`` (the subclass's ranking of
-    chunk ids) and the notes a reader needs (a cut-off query, a filter that keeps few chunks)."""
-
-    name = ""
-    index: Index
-
-    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
-        raise NotImplementedError
-
-    def notes_for(self, query: str) -> list[str]:
-        return []
-
-    def notes_when_empty(self, selection: Selection | None) -> list[str]:
-        return []
-
-    def search(self, query: str, k: int = 10, filter: SearchFilter | None = None) -> SearchResult:
-        t0 = time.perf_counter()
-        k, selection, early = begin_search(self.name, self.index, query, k, filter, t0)
-        if early is not None:
-            return early
-        scored = self.ranked(query, k, selection)
-        notes = self.notes_for(query) + (selection.notes(k) if selection is not None else [])
-        if not scored:
-            notes += self.notes_when_empty(selection)
-        return SearchResult(self.name, query, self.index.hits(scored), time.perf_counter() - t0, notes)
-
-
-class BM25Retriever(RankingRetriever):
-    name = "bm25"
-
-    def __init__(self, index: Index) -> None:
-        self.index = index
-
-    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
-        if selection is not None and not selection.ids:
-            return []
-        mask = None if selection is None or selection.everything else selection.mask
-        return self.index.bm25.search(query, k, mask=mask)
-
-    def notes_when_empty(self, selection: Selection | None) -> list[str]:
-        kept = "the filter keeps " if selection is not None else ""
-        return [f"no chunk {kept}shares a word with the query"]
-
-
-#: Characters per token of its window an embedder is given of a text: a token seldom spans more than
-#: a few characters, so 8 keep all the window reads, and a long query costs what its first window costs
-#: (the tokenizer otherwise runs over the whole text before truncating). BM25 still reads all of it.
-WINDOW_CHARS_PER_TOKEN = 8
-
-
-def window_text(embedder, text: str) -> str:
-    """``text`` cut to what ``embedder``'s window can read (:data:`WINDOW_CHARS_PER_TOKEN`)."""
-    limit = WINDOW_CHARS_PER_TOKEN * max(1, int(getattr(embedder, "max_length", 0) or 512))
-    return text if len(text) <= limit else text[:limit]
-
-
-class DenseRetriever(RankingRetriever):
-    name = "dense"
-
-    def __init__(self, index: Index, embedder, instruction: str | None = None) -> None:
-        self.index, self.embedder, self.instruction = index, embedder, instruction
-
-    def notes_for(self, query: str) -> list[str]:
-        window = window_text(self.embedder, query)
-        formatted = self.embedder.format_queries([window], self.instruction)[0]
-        full = len(self.embedder.tokenizer(formatted, add_special_tokens=True, verbose=False)["input_ids"])
-        if full > self.embedder.max_length:
-            longer = f"over {full}" if len(window) < len(query) else f"{full}"
-            return [f"query is {longer} tokens; the embedder read only its first {self.embedder.max_length}"]
-        return []
-
-    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
-        if selection is not None and not selection.ids:
-            return []
-        vector = self.index.query_vector(self.embedder, window_text(self.embedder, query), self.instruction)
-        ids = None if selection is None or selection.everything else selection.ids
-        return self.index.store.query(vector, k, ids=ids)
-
-
-class HybridRetriever(RankingRetriever):
-    name = "hybrid"
-
-    def __init__(self, index: Index, dense: DenseRetriever, bm25: BM25Retriever, weights: dict[str, float],
-                 depth: int) -> None:
-        self.index, self.dense, self.bm25, self.weights, self.depth = index, dense, bm25, weights, depth
-
-    def notes_for(self, query: str) -> list[str]:
-        return self.dense.notes_for(query)
-
-    def ranked(self, query: str, k: int, selection: Selection | None = None) -> list[tuple[str, float]]:
-        """Reciprocal-rank fusion of the dense and BM25 rankings, each ``depth`` (at least ``k``) deep."""
-        depth = max(self.depth, k)
-        rankings = {
-            "dense": [cid for cid, _ in self.dense.ranked(query, depth, selection)],
-            "bm25": [cid for cid, _ in self.bm25.ranked(query, depth, selection)],
-        }
-        return rrf_fuse(rankings, self.weights)[:k]
-
-
 def list_indexes(index_dir: str | Path, chroma_url: str | None = None) -> list[Manifest]:
     """The finished indexes: in ``index_dir``, or published on the Chroma server ``chroma_url``
     (default ``LINQRAG_CHROMA_URL``)."""
     index_dir = Path(index_dir)
     url = chroma_url or settings.chroma_url()
     if url:
-        from indexing.remote import http_client, server_manifests
+        from indexing.chroma_client import http_client
+        from indexing.remote import server_manifests
 
         return sorted(server_manifests(http_client(url), url).values(), key=lambda m: (m.corpus, m.signature))
     check_index_dir(index_dir, create=False)

@@ -21,27 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from indexing.errors import IndexMismatchError, IndexPermissionError, IndexStoreError
 from indexing.records import Chunk
-from linqrag.errors import LinqragError
+from linqrag.files import write_json_atomic
 from linqrag.settings import apply_offline_env
 
 log = logging.getLogger(__name__)
 
 MARKER = "linqrag-index.json"
 FORMAT_VERSION = 1
-
-
-class IndexStoreError(LinqragError, RuntimeError):
-    """The index directory cannot be used as asked; the message says why and what to do."""
-
-
-class IndexMismatchError(IndexStoreError):
-    """A query embedder whose signature differs from the one the index was built with."""
-
-
-class IndexPermissionError(IndexStoreError):
-    """The index folder is there but this process may not read or write it (its mode, a read-only
-    mount): no rebuild helps, so the message names the folder and the permission instead."""
 
 
 #: errno values that mean "not allowed", as opposed to "not there" or "damaged"
@@ -108,19 +96,6 @@ def index_key(corpus_name: str, signature: str) -> str:
     """Chroma-safe name for (corpus, embedder signature)."""
     safe = re.sub(r"[^a-zA-Z0-9._-]+", "-", corpus_name).strip("-._")[:40] or "corpus"
     return f"{safe}-{hashlib.sha256(signature.encode()).hexdigest()[:10]}"
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def write_chunks_atomic(path: Path, chunks: Iterable[Chunk]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(chunk.to_json(), ensure_ascii=False) + "\n" for chunk in chunks)
-    os.replace(tmp, path)
 
 
 def read_chunks(path: Path) -> dict[str, Chunk]:
@@ -242,7 +217,7 @@ class VectorStore:
         where = url or str(index_dir / "chroma")
         try:
             if url:
-                from indexing.remote import http_client
+                from indexing.chroma_client import http_client
 
                 self.client = http_client(url)
             else:
@@ -278,7 +253,7 @@ class VectorStore:
         """``fn()``; a server that stopped answering becomes one clear :class:`IndexStoreError`."""
         if not self.url:
             return fn()
-        from indexing.remote import call_server
+        from indexing.chroma_client import call_server
 
         return call_server(self.url, doing, fn)
 

@@ -7,7 +7,8 @@ import pytest
 
 from answers.citations import passages_answer
 from answers.extractive import NOT_FOUND, extractive_answer
-from answers.pipeline import MODES, RetrievalError, answer_hits, answer_question, needs_embedder
+from answers.modes import ANSWER_MODES
+from answers.pipeline import RetrievalError, answer_hits, answer_question, needs_embedder
 from indexing import SearchFilter, open_index
 from linqrag.generation import load_generator
 
@@ -57,7 +58,7 @@ def test_a_failed_search_and_a_bad_mode_are_errors(topics):
         answer_question(topics, "honey bees", retriever="dense")
     with pytest.raises(ValueError, match="mode"):
         answer_question(topics, "honey bees", mode="poetry")
-    assert set(MODES) == {"extractive", "local", "openai", "none"}
+    assert set(ANSWER_MODES) == {"extractive", "local", "openai", "none"}
 
 
 def test_local_mode_streams_a_cited_answer_from_the_real_smollm2(topics, minilm):

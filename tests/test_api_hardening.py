@@ -195,7 +195,7 @@ def test_bearer_in_any_case_and_the_openai_encodings(api, minilm):
 
 
 def test_a_long_query_is_embedded_from_its_first_window_and_bm25_reads_it_all(topics_index_dir, minilm):
-    from indexing.retrieval import WINDOW_CHARS_PER_TOKEN
+    from indexing.retrievers import WINDOW_CHARS_PER_TOKEN
 
     index = open_index(topics_index_dir)
     padding = "padding " * 20_000  # 160,000 characters, far past MiniLM's 256 tokens

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from finetune.domain import main
+from finetune.cli import domain_main as main
 from linqrag.generation import GenerationConfig, load_generator
 from tests.test_finetune_e2e import FACTS
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from finetune.domain import main
+from finetune.cli import domain_main as main
 
 FACTS = [
     "Honey bees communicate the direction of flowers to their hive mates with a waggle dance.",

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from eval.metrics import ndcg_at_k
+from finetune.cli import domain_main as main
 from finetune.config import DomainConfig
-from finetune.domain import main
 from finetune.evaluate import guard_pairs
 from finetune.lexical import PoolBM25
 from finetune.losses import margin_mse
@@ -98,7 +98,7 @@ def test_cloze_pairs_cut_a_sentence_out_of_its_positive():
 def test_training_and_heldout_chunks_have_their_own_llm_allotments():
     from types import SimpleNamespace
 
-    from finetune.generate import llm_chunks
+    from finetune.queries import llm_chunks
 
     chunks = [chunk(f"k{i}", f"text {i}") for i in range(10)]
     split = {c.chunk_id: "heldout" if i % 3 == 0 else "train" for i, c in enumerate(chunks)}
@@ -295,11 +295,12 @@ def test_free_sources_train_and_the_run_decides(topics_corpus, tmp_path, capsys)
 
 def test_a_saved_run_with_list_settings_resumes_and_a_changed_source_is_refused(tmp_path):
     from finetune.domain import resolve_config
-    from finetune.rundir import RunDirError, write_json
+    from finetune.rundir import RunDirError
+    from linqrag.files import write_json_atomic
 
     config = resolve_config({"corpus": "docs", "run_dir": str(tmp_path)})
-    write_json(tmp_path / "config.json", config.to_json())  # pair_sources is read back as a list
-    write_json(tmp_path / "stages.json", {"chunk": {}, "brainstorm": {}, "generate": {}})
+    write_json_atomic(tmp_path / "config.json", config.to_json())  # pair_sources is read back as a list
+    write_json_atomic(tmp_path / "stages.json", {"chunk": {}, "brainstorm": {}, "generate": {}})
     assert resolve_config({"corpus": "docs", "run_dir": str(tmp_path)}).pair_sources == ("llm", "title", "cloze")
     with pytest.raises(RunDirError, match="--from-stage generate"):
         resolve_config({"corpus": "docs", "run_dir": str(tmp_path), "pair_sources": ("title",)})

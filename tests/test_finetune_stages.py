@@ -25,12 +25,12 @@ from finetune.filters import (
     rule_near_duplicates,
     rule_teacher,
 )
-from finetune.generate import assign, check_answer
 from finetune.jsonrepair import OutputRejected, parse_json_object, parse_string_list
 from finetune.llm import CachedGenerator
 from finetune.losses import info_nce
 from finetune.mining import mine_negatives
 from finetune.prompts import EXAMPLES, TEMPLATES, brainstorm_messages, generation_messages
+from finetune.queries import assign, check_answer
 from finetune.records import SyntheticPair, Task, TrainingExample
 from finetune.rundir import STAGES, RunDir, RunDirError, append_jsonl, iter_jsonl
 from finetune.teacher import positive_ranks
@@ -392,7 +392,7 @@ def test_config_precedence_and_refusal_of_silent_changes(tmp_path):
 def test_every_setting_names_the_stage_it_feeds_or_none():
     from dataclasses import fields
 
-    from finetune.config import FIELD_STAGE, GENERATION_KEYS, TRAIN_FINGERPRINT_KEYS
+    from finetune.config import FIELD_STAGE, TRAIN_FINGERPRINT_KEYS
 
     no_output = {"run_dir", "threads", "api_key_env", "generator_deadline", "generation_cache",
                  "generator_batch_size", "extra"}  # where files go, threads, time limits: no output changes
@@ -400,7 +400,6 @@ def test_every_setting_names_the_stage_it_feeds_or_none():
         assert "stage" in f.metadata, f"{f.name} has no stage: declare it with setting(STAGE, ...)"
         assert f.metadata["stage"] in STAGES or (f.metadata["stage"] is None and f.name in no_output), f.name
     assert set(FIELD_STAGE) == {f.name for f in fields(DomainConfig)} - no_output
-    assert set(GENERATION_KEYS) <= set(FIELD_STAGE)
     # the order is part of the hash in every checkpoint's trainer state: a resumed run must match it
     assert TRAIN_FINGERPRINT_KEYS == ("base", "quantization", "learning_rate", "warmup_steps", "weight_decay",
                                       "temperature_loss", "lora_r", "lora_alpha", "lora_dropout", "train_max_length",

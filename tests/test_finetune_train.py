@@ -14,9 +14,10 @@ from finetune.config import DomainConfig
 from finetune.evaluate import run_evaluate_stage
 from finetune.lora import ENCODER_TARGET_REGEX, lora_targets
 from finetune.records import SyntheticPair, Task, TrainingExample
-from finetune.rundir import RunDir, write_json, write_jsonl
+from finetune.rundir import RunDir
 from finetune.train import STATE_FILE, run_train_stage
 from indexing.records import Chunk
+from linqrag.files import write_json_atomic, write_jsonl_atomic
 
 # words the tiny Mistral's word-level tokenizer knows
 DOCS = [
@@ -44,12 +45,12 @@ def make_run(root, base: str, **overrides) -> tuple[DomainConfig, RunDir]:
     examples = [TrainingExample(p.pair_id, p.task_id, p.instruction, p.query, p.chunk_id,
                                 (chunks[(i + 1) % 6].chunk_id,), "the lazy fox" if i % 2 else None)
                 for i, p in enumerate(pairs) if p.split == "train"]
-    write_jsonl(run.chunks, chunks)
-    write_json(run.path("split.json"), split)
-    write_json(run.tasks_file, [t.to_json() for t in tasks])
-    write_jsonl(run.pairs_file, pairs)
-    write_jsonl(run.filtered, pairs)
-    write_jsonl(run.examples_file, examples)
+    write_jsonl_atomic(run.chunks, chunks)
+    write_json_atomic(run.path("split.json"), split)
+    write_json_atomic(run.tasks_file, [t.to_json() for t in tasks])
+    write_jsonl_atomic(run.pairs_file, pairs)
+    write_jsonl_atomic(run.filtered, pairs)
+    write_jsonl_atomic(run.examples_file, examples)
     for stage in ("chunk", "brainstorm", "generate", "filter", "mine"):
         run.mark_done(stage, {})
     settings = {"corpus": "tiny", "run_dir": str(root), "base": base, "steps": 4, "batch_size": 3, "mixed_steps": 2,
@@ -104,7 +105,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny_mistral_dir, tmp_path)
     shutil.rmtree(killed.checkpoints / "step-000004")
     ledger = killed.done()
     ledger.pop("train")
-    write_json(killed.ledger_path, ledger)
+    write_json_atomic(killed.ledger_path, ledger)
     (killed.checkpoints / "step-000004.partial").mkdir()  # an interrupted save is ignored
     resumed_config = DomainConfig(**{**config.to_json(), "run_dir": str(killed_root)})
     summary = run_train_stage(resumed_config, killed, ["t0", "t1"], show_progress=False)

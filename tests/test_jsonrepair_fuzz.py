@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finetune.generate import check_answer
 from finetune.jsonrepair import OutputRejected, parse_json_object, parse_string_list
+from finetune.queries import check_answer
 
 #: SmolLM2's reply that ended a ``finetune.domain`` run with ``JSONDecodeError: Extra data``.
 LEADING_ZERO_REPLY = ('{"query": "How to create a new version of a recipe ...", "hard_negative": "...", '

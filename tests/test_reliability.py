@@ -133,7 +133,7 @@ def test_odd_length_plain_text_is_not_taken_for_utf16():
 
 
 def test_config_files_with_bad_syntax_or_types_are_refused_at_load_naming_the_file(tmp_path, capsys):
-    from finetune.domain import main as finetune_main
+    from finetune.cli import domain_main as finetune_main
     from finetune.domain import resolve_config
 
     broken = tmp_path / "broken.toml"

@@ -1,4 +1,5 @@
-"""Compare: one query through dense, BM25 and hybrid side by side; on a BEIR folder, metrics too."""
+"""Compare: one query through every retriever kind (dense, BM25, hybrid, ...) side by side; on a BEIR
+folder, metrics too."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def render(settings: session.Settings) -> None:
     elif query:
         found = comparison.side_by_side(retrievers, query, source_name, restriction,
                                         dataset.qrels[qid] if qid else None)
-        st.caption(f"{found.shared_by_all} chunk(s) appear in all three top-{comparison.SHOW} lists; the Shared "
-                   "column marks which lists hold each hit (D dense, B BM25, H hybrid).")
+        st.caption(f"{found.shared_by_all} chunk(s) appear in all {len(retrievers)} top-{comparison.SHOW} lists; "
+                   f"the Shared column marks which lists hold each hit ({comparison.mark_legend(retrievers)}).")
         for column, found_column in zip(st.columns(len(found.columns)), found.columns, strict=True):
             with column:
                 compare_views.retriever_column(found_column, settings.manifest)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from linqrag.files import write_json_atomic
 from linqrag.generation.config import (
     DEFAULT_CONFIG,
     SMOLLM2_HOW_TO_GET,
@@ -79,7 +80,7 @@ def llama_cpp_runs(gguf: str) -> tuple[bool, str]:
                                 else (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
     except subprocess.TimeoutExpired:
         ok, why = False, "timed out"
-    memo.write_text(json.dumps({"ok": ok, "why": why}))
+    write_json_atomic(memo, {"ok": ok, "why": why})
     return ok, why
 
 
