@@ -95,3 +95,22 @@ def test_help_and_an_unknown_subcommand_load_no_package_cli():
     lines = run.stdout.strip().splitlines()
     assert lines[-4:] == ["exit 0", "exit 2", "exit 2", "[]"], run.stdout[-800:]
     assert "invalid choice: 'no-such-command'" in run.stderr
+
+
+def test_a_search_says_which_index_it_chose_when_there_are_several(minilm, tmp_path, capsys):
+    from indexing import build_index
+    from indexing.cli import main as indexing_main
+    from tests.conftest import TOPICS
+
+    for name, kept in (("older", list(TOPICS)[:2]), ("newer", list(TOPICS)[2:])):
+        corpus = tmp_path / name
+        corpus.mkdir()
+        for doc in kept:
+            (corpus / doc).write_text(TOPICS[doc], encoding="utf-8")
+        build_index(corpus, minilm, tmp_path / "index", show_progress=False)
+    assert indexing_main(["search", "volcano", "--index-dir", str(tmp_path / "index"), "--retriever", "bm25"]) == 0
+    shown = capsys.readouterr().out
+    assert "note: searching 'newer', the newest index here; the others: 'older' (choose with --corpus)" in shown
+    assert indexing_main(["search", "volcano", "--index-dir", str(tmp_path / "index"), "--retriever", "bm25",
+                          "--corpus", "older"]) == 0
+    assert "note: searching" not in capsys.readouterr().out
