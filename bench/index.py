@@ -58,8 +58,10 @@ from indexing.bm25 import BM25Index, tokenize
 from indexing.chunking import chunk_id, default_chunk_config
 from indexing.manifest import Manifest
 from indexing.records import Chunk
-from indexing.retrieval import QUERY_THREADS, BM25Retriever, DenseRetriever, HybridRetriever, query_threads
-from indexing.store import VectorStore, check_index_dir, index_key, write_chunks_atomic
+from indexing.retrieval import QUERY_THREADS, query_threads
+from indexing.retrievers import BM25Retriever, DenseRetriever, HybridRetriever
+from indexing.store import VectorStore, check_index_dir, index_key
+from linqrag.files import write_jsonl_atomic
 
 COMMON = (
     "the of and to in a is that for it as was with be by on not he this are or his from at which but have "
@@ -139,7 +141,7 @@ def synthetic_index(emb, sampler: TextSampler, n_chunks: int, work: Path) -> tup
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         store.upsert(chunks[i : i + step], vectors)
         print(f"  chroma upsert {min(i + step, n_chunks)}/{n_chunks} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    write_chunks_atomic(home / "chunks.jsonl", chunks)
+    write_jsonl_atomic(home / "chunks.jsonl", chunks)
     BM25Index.build([c.chunk_id for c in chunks], [c.indexed_text for c in chunks]).save(home / "bm25")
     files: dict[str, dict] = {}
     for c in chunks:
@@ -419,7 +421,7 @@ def check_same_hits(index, emb, queries: list[str], k: int = 10) -> int:
 
 def split_ms(index, emb, queries: list[str], k: int = 10) -> dict[str, float]:
     """Median ms of each stage of a hybrid search on the new path."""
-    from indexing.retrieval import rrf_fuse
+    from indexing.retrievers import rrf_fuse
 
     parts: dict[str, list[float]] = {"tokenize": [], "forward": [], "chroma": [], "bm25": [], "rrf+hits": []}
     for q in queries:
@@ -514,7 +516,7 @@ def run_real(args) -> None:
 
 
 def run_synthetic(args) -> None:
-    emb = load_embedder("minilm")
+    emb = load_embedder("minilm", backend=args.backends[0])
     sampler = TextSampler()
     queries_n = args.queries or 100
     work = Path(tempfile.mkdtemp(prefix="linqrag-bench-index-"))
@@ -528,12 +530,16 @@ def run_synthetic(args) -> None:
             print(f"ratio build/encode-only throughput: {build['encode_s'] / build['build_s']:.2f}")
             print(f"rebuild: {build['rebuild_s']:.2f} s, {build['rebuild_summary']}")
 
-        print(f"\n== latency: {args.chunks} synthetic chunks, random unit vectors in Chroma (text is synthetic too)")
-        chunks, index_dir = synthetic_index(emb, sampler, args.chunks, work)
-        index = open_index(index_dir)
-        queries = make_queries(chunks, queries_n)
-        for kind, t in bench_latency(index, emb, queries).items():
-            print(f"{kind:7s} p50 {t['p50_ms']:7.1f} ms   p95 {t['p95_ms']:7.1f} ms")
+        for n, backend in enumerate(args.backends):  # the same chunks and queries for each backend
+            emb = emb if n == 0 else load_embedder("minilm", backend=backend)
+            print(f"\n== latency: {args.chunks} synthetic chunks, random unit vectors in Chroma (text is synthetic "
+                  f"too), query embedder backend {emb.backend}", flush=True)
+            sampler = TextSampler()
+            chunks, index_dir = synthetic_index(emb, sampler, args.chunks, work / backend)
+            index = open_index(index_dir)
+            queries = make_queries(chunks, queries_n)
+            for kind, t in bench_latency(index, emb, queries).items():
+                print(f"{kind:7s} p50 {t['p50_ms']:7.1f} ms   p95 {t['p95_ms']:7.1f} ms", flush=True)
 
         print(f"\n== bm25s vs rank-bm25: {args.chunks} chunks, {args.rank_bm25_queries} queries, same tokens")
         engines = bench_bm25_engines(chunks, queries[: args.rank_bm25_queries])
@@ -556,6 +562,9 @@ def main() -> None:
     parser.add_argument("--page-queries", type=int, default=50,
                         help="queries through the Compare page's three searches")
     parser.add_argument("--build-only", action="store_true", help="build or refresh the real indexes, time nothing")
+    parser.add_argument("--backends", nargs="+", default=["auto"], metavar="BACKEND",
+                        help="--synthetic: the query embedder's backend for the latency part, one pass each "
+                             "(e.g. torch auto); the build part uses the first")
     parser.add_argument("--synthetic", action="store_true",
                         help="the earlier benchmark: synthetic build, random-vector latency, bm25s vs rank-bm25")
     parser.add_argument("--chunks", type=int, default=50000,

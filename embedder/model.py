@@ -50,6 +50,9 @@ class TransformerEmbedder:
     so, EOS appended to every input as E5-mistral was trained.
     """
 
+    #: how the forward pass runs (:mod:`embedder.onnx` has the others)
+    backend = "torch"
+
     def __init__(
         self,
         model: torch.nn.Module,

@@ -9,6 +9,9 @@ from embedder.prompts import DEFAULT_INSTRUCTION, INSTRUCT_TEMPLATE
 
 #: How the weights are held: ``auto`` (the preset's choice on this device), 4-bit ``nf4``, or as stored.
 QUANTIZATION_CHOICES = ("auto", "nf4", "none")
+#: how an encoder's forward pass runs (embedder.onnx); ``auto``: onnx-int8 on a CPU, torch elsewhere
+BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)

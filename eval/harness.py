@@ -53,6 +53,8 @@ class ScoreConfig:
     quantization: str | None = None
     max_length: int | None = None
     batch_size: int = 32
+    #: how an encoder runs (embedder.onnx.BACKEND_CHOICES); torch by default, so scores stay comparable
+    backend: str = "torch"
     #: Where the results JSON goes; default: the adapter directory, else ``<cache>/eval/runs/<label>``.
     out_dir: Path | None = None
     #: mteb result cache folder; ``None`` disables the cache (every task runs).
@@ -105,10 +107,10 @@ def load_model(config: ScoreConfig, suite: Suite) -> LoadedModel:
     spec = get_preset(name) if name else None
     first = wanted if (spec is not None and spec.is_decoder) else "none" if spec is not None else "auto"
     emb = load_embedder(config.embedder, adapter=config.adapter, quantization=first,
-                        max_length=config.max_length, batch_size=config.batch_size)
+                        max_length=config.max_length, batch_size=config.batch_size, backend=config.backend)
     if spec is None and emb.spec.is_decoder and first != wanted:
         emb = load_embedder(config.embedder, adapter=config.adapter, quantization=wanted,
-                            max_length=config.max_length, batch_size=config.batch_size)
+                            max_length=config.max_length, batch_size=config.batch_size, backend=config.backend)
     label = emb.name + (f"+{Path(config.adapter).name}" if config.adapter else "")
     encoder = MtebEncoder(emb, batch_size=config.batch_size, show_progress=config.show_progress)
     return LoadedModel(encoder, label, emb.name, emb.signature, model_revision(emb), emb.dtype_name, emb.max_length)

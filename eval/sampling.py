@@ -89,7 +89,7 @@ def dense_candidates(dataset: BeirDataset, query_ids: list[str], depth: int, mod
 
     if depth <= 0 or not query_ids:
         return set()
-    emb = load_embedder(model, quantization="none")
+    emb = load_embedder(model, quantization="none", backend="torch")
     docs = emb.encode_documents([document_text(d.title, d.text) for d in dataset.corpus], show_progress=show_progress)
     queries = emb.encode_queries([dataset.queries[q] for q in query_ids], instruction=instruction)
     scores = queries @ docs.T

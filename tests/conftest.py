@@ -65,9 +65,18 @@ def tiny_mistral_eos_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def minilm():
+    """MiniLM as a user gets it (on this CPU: the int8 ONNX backend)."""
     from embedder import load_embedder
 
     return load_embedder("minilm")
+
+
+@pytest.fixture(scope="session")
+def minilm_torch():
+    """MiniLM on torch: exact vectors (the int8 backend's depend slightly on their batch mates)."""
+    from embedder import load_embedder
+
+    return load_embedder("minilm", backend="torch")
 
 
 @pytest.fixture(scope="session")

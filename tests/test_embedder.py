@@ -62,9 +62,15 @@ def test_embedding_independent_of_batch_composition(tiny_mistral_dir, side):
     assert np.abs(again - alone[[3, 0, 4, 1, 2]]).max() < 1e-4
 
 
-def test_minilm_independent_of_batch_composition(minilm):
+def test_minilm_independent_of_batch_composition(minilm_torch, minilm):
+    alone = np.stack([minilm_torch.encode_documents([t])[0] for t in TEXTS])
+    assert np.abs(minilm_torch.encode_documents(TEXTS, batch_size=2) - alone).max() < 1e-4
+    # int8: each ONNX Runtime call quantises its activations with one scale, so batch mates move a
+    # vector about as much as quantising does (docs/embedders.md); it stays the same text's vector
     alone = np.stack([minilm.encode_documents([t])[0] for t in TEXTS])
-    assert np.abs(minilm.encode_documents(TEXTS, batch_size=2) - alone).max() < 1e-4
+    batched = minilm.encode_documents(TEXTS, batch_size=4)
+    assert (batched * alone).sum(axis=1).min() > 0.975
+    assert ((batched @ alone.T).argmax(axis=1) == np.arange(len(TEXTS))).all()
 
 
 def test_outputs_are_float32_unit_vectors(minilm, tiny_mistral_dir):
@@ -199,14 +205,14 @@ def test_smollm2_ranks_relevant_passage_first(smollm2):
     _assert_relevant_first(smollm2)
 
 
-def test_minilm_matches_sentence_transformers(minilm):
+def test_minilm_matches_sentence_transformers(minilm_torch):
     from sentence_transformers import SentenceTransformer
 
     from embedder.sources import minilm_dir
 
     st = SentenceTransformer(str(minilm_dir()), device="cpu")
     theirs = st.encode(TEXTS + QUERIES, normalize_embeddings=True, convert_to_numpy=True)
-    assert np.abs(minilm.encode_documents(TEXTS + QUERIES) - theirs).max() < 1e-4
+    assert np.abs(minilm_torch.encode_documents(TEXTS + QUERIES) - theirs).max() < 1e-4
 
 
 # ---- LoRA ---------------------------------------------------------------------------------------------

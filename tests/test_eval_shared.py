@@ -50,7 +50,7 @@ def test_local_retrieval_ndcg_equals_independent_computation(shared_data, tmp_pa
     assert task.metrics["recall_at_10"] == pytest.approx(mean_metric(run, qrels, "recall", 10)[0], abs=1e-5)
 
 
-def test_local_sts_spearman_equals_independent_computation(shared_data, minilm):
+def test_local_sts_spearman_equals_independent_computation(shared_data, minilm_torch):
     """SICK-R's main score = Spearman of the cosine of MiniLM's own vectors against the gold."""
     _need(shared_data, "sick")
     from scipy.stats import spearmanr
@@ -63,7 +63,7 @@ def test_local_sts_spearman_equals_independent_computation(shared_data, minilm):
                                data_root=shared_data, show_progress=False, write=False, sample_cache=None))
     pairs = prepare_task(spec, shared_data).task.records
     assert len(pairs) == 150 and min(pairs.scores) >= 1.0
-    a, b = minilm.encode_queries(pairs.sentence1), minilm.encode_queries(pairs.sentence2)
+    a, b = minilm_torch.encode_queries(pairs.sentence1), minilm_torch.encode_queries(pairs.sentence2)  # eval: torch
     expected = spearmanr((a * b).sum(axis=1), pairs.scores).statistic
     assert record.tasks[0].main_score == pytest.approx(expected, abs=1e-5)
     assert record.tasks[0].main_score > 0.6  # MiniLM's published SICK-R is ~0.78

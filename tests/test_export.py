@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from embedder import load_embedder
-from finetune.export import export_adapter, main, query_prefix
+from finetune.cli import export_main as main
+from finetune.export import export_adapter, query_prefix
 from finetune.lora import add_lora, save_adapter
 
 TEXTS = ["Honey bees live in colonies with one queen.", "Magma rises through cracks in the crust.", "word " * 300]
@@ -35,12 +36,15 @@ def test_exported_model_gives_the_adapted_vectors_in_sentence_transformers(minil
     from sentence_transformers import SentenceTransformer
 
     report = export_adapter(minilm_adapter, tmp_path / "merged")
-    adapted = load_embedder("minilm", adapter=minilm_adapter)
+    adapted = load_embedder("minilm", adapter=minilm_adapter, backend="torch")  # exact, to compare with
     expected = adapted.encode_documents(TEXTS)
     assert np.abs(expected - load_embedder("minilm").encode_documents(TEXTS)).max() > 1e-3  # the adapter matters
     model = SentenceTransformer(str(tmp_path / "merged"), device="cpu")
     np.testing.assert_allclose(model.encode(TEXTS, normalize_embeddings=False), expected, atol=1e-5)
-    np.testing.assert_allclose(load_embedder(str(tmp_path / "merged")).encode_documents(TEXTS), expected, atol=1e-5)
+    merged = load_embedder(str(tmp_path / "merged"), backend="torch")
+    np.testing.assert_allclose(merged.encode_documents(TEXTS), expected, atol=1e-5)
+    # the default CPU path exports the merged model to ONNX as it would any BERT-like checkpoint
+    assert (load_embedder(str(tmp_path / "merged"), backend="onnx").encode_documents(TEXTS) * expected).sum(axis=1).min() > 0.9999
     record = json.loads((tmp_path / "merged" / "linqrag_export.json").read_text())
     assert record["base"] == "minilm"
     assert record["base_model"] == report.base_model == "sentence-transformers/all-MiniLM-L6-v2"
