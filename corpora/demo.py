@@ -26,7 +26,7 @@ def demo_documents() -> dict[str, str]:
     for page in sorted((guide / "docs").glob("*.md")):
         docs[f"docs/{page.name}"] = page.read_text(encoding="utf-8")
     for package in PACKAGES:
-        for module in sorted((PROJECT_ROOT / package).glob("*.py")):
+        for module in sorted((PROJECT_ROOT / package).rglob("*.py")):  # subpackages too (linqrag.generation)
             tree = ast.parse(module.read_text(encoding="utf-8"))
             parts = [ast.get_docstring(tree) or ""]
             for node in tree.body:
@@ -35,7 +35,11 @@ def demo_documents() -> dict[str, str]:
                     parts.append(f"## {kind} `{node.name}`\n\n{ast.get_docstring(node)}")
             body = "\n\n".join(p for p in parts if p)
             if len(body) > 80:
-                docs[f"{package}.{module.stem}.md"] = f"# Module `{package}/{module.name}`\n\n{body}\n"
+                relative = module.relative_to(PROJECT_ROOT)
+                dotted = ".".join(relative.with_suffix("").parts)
+                if len(relative.parts) > 2 and module.stem == "__init__":  # a subpackage: named as imported
+                    dotted = dotted.removesuffix(".__init__")
+                docs[f"{dotted}.md"] = f"# Module `{relative.as_posix()}`\n\n{body}\n"
     return docs
 
 
