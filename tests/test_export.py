@@ -44,7 +44,8 @@ def test_exported_model_gives_the_adapted_vectors_in_sentence_transformers(minil
     merged = load_embedder(str(tmp_path / "merged"), backend="torch")
     np.testing.assert_allclose(merged.encode_documents(TEXTS), expected, atol=1e-5)
     # the default CPU path exports the merged model to ONNX as it would any BERT-like checkpoint
-    assert (load_embedder(str(tmp_path / "merged"), backend="onnx").encode_documents(TEXTS) * expected).sum(axis=1).min() > 0.9999
+    onnx = load_embedder(str(tmp_path / "merged"), backend="onnx").encode_documents(TEXTS)
+    assert (onnx * expected).sum(axis=1).min() > 0.9999
     record = json.loads((tmp_path / "merged" / "linqrag_export.json").read_text())
     assert record["base"] == "minilm"
     assert record["base_model"] == report.base_model == "sentence-transformers/all-MiniLM-L6-v2"
