@@ -4,14 +4,15 @@ The export holds the whole embedding (transformer, pooling, L2 norm), so a batch
 ids and comes out as unit vectors; tokenising, padding and length-sorted batching stay those of
 :class:`~embedder.model.TransformerEmbedder`, so the two backends see the same ids. ``onnx`` runs
 the fp32 graph (vectors within 1e-4 cosine of torch's); ``onnx-int8`` quantises its weights to int8
-(ONNX Runtime's dynamic quantisation: activations stay float), about three times the speed on a
-CPU with VNNI, at the quality bench/embed.py and docs/embedders.md report.
+(ONNX Runtime's dynamic quantisation: activations stay float), 2.3-2.9x torch's speed on two CPU
+cores with VNNI, at the quality docs/embedders.md reports (bench/RESULTS.md, "CPU indexing: the
+ONNX backends").
 
 An export is cached under ``cache_dir()/onnx/KEY`` where KEY digests the embedder's signature
 (weights, adapter, pooling, templates) and the opset; the int8 file's name carries the ONNX
-Runtime version that quantised it: a second
-load reuses it, a changed model or adapter gets its own. Files are written to a temporary name and
-renamed, so a killed export leaves no half model behind.
+Runtime version that quantised it: a second load reuses it, a changed model or adapter gets its
+own. Files are written through :func:`linqrag.files.replacing`, so a killed export leaves no half
+model behind.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from embedder.model import TransformerEmbedder
+from embedder.model import TransformerEmbedder, embedder_signature
 from embedder.pooling import pool
 from embedder.spec import BACKEND_CHOICES, EmbedderSpec
 from linqrag.errors import LinqragError
+from linqrag.files import replacing
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,8 @@ class _Pooled(torch.nn.Module):
 
 def export_key(embedder: TransformerEmbedder) -> str:
     """The cache folder's name: what decides the exported graph (the torch signature, opset, export)."""
-    parts = [TransformerEmbedder.signature.fget(embedder), f"opset={OPSET}", f"export={EXPORT_VERSION}"]
+    torch_signature = embedder_signature(embedder.loaded_from, embedder.spec, embedder.dtype_name)
+    parts = [torch_signature, f"opset={OPSET}", f"export={EXPORT_VERSION}"]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -131,28 +134,20 @@ def onnx_model_path(embedder: TransformerEmbedder, quantized: bool, cache: Path 
     return int8
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 @contextlib.contextmanager
 def _replacing(target: Path, what: str, instead: str):
-    """A temporary sibling to write ``target`` into, renamed over it when the block succeeds; on any
-    failure removed, and the failure refused as ``what`` could not be made (use ``instead``)."""
-    tmp = _temporary(target)
+    """:func:`linqrag.files.replacing`, with a failure refused as ``what`` could not be made (use ``instead``)."""
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            yield tmp
     except Exception as error:
-        tmp.unlink(missing_ok=True)
         raise BackendUnavailableError(f"{what} could not be made ({error.__class__.__name__}: {error}); "
                                       f"use --backend {instead}") from error
 
 
 def _export(embedder: TransformerEmbedder, target: Path) -> None:
     started = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    traced = _temporary(target.with_name("traced.onnx"))
+    traced = target.with_name(f"traced.{os.getpid()}.tmp")  # scratch: the fused graph is what is kept
     try:
         with _replacing(target, f"the ONNX export of {embedder.name}", "torch") as tmp:
             _trace(embedder, traced)
@@ -221,12 +216,12 @@ class OnnxEmbedder(TransformerEmbedder):
     training and anything that needs gradients loads the torch backend)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, spec: EmbedderSpec, loaded_from, backend: str,
-                 batch_size: int = 32, cache: Path | None = None) -> None:
+                 batch_size: int = 32) -> None:
         import onnxruntime
 
         super().__init__(model, tokenizer, spec, loaded_from, batch_size=batch_size)
         self.backend = backend
-        self.model_path = onnx_model_path(self, quantized=backend == "onnx-int8", cache=cache)
+        self.model_path = onnx_model_path(self, quantized=backend == "onnx-int8")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # the same cores torch would use
         options.log_severity_level = 3
@@ -248,7 +243,7 @@ class OnnxEmbedder(TransformerEmbedder):
         """Pooled unit vectors ``(batch, dim)`` from ONNX Runtime (no autograd graph).
 
         The batch runs :data:`RUN_ROWS` rows at a time, each slice cut to its own longest row: on a
-        CPU, ONNX Runtime is faster on small batches (bench/RESULTS.md, "ONNX Runtime on a CPU"),
+        CPU, ONNX Runtime is faster on small batches (bench/RESULTS.md, "CPU indexing: the ONNX backends"),
         and a slice of similar lengths pads less than the whole batch."""
         ids, mask = inputs["input_ids"].numpy(), inputs["attention_mask"].numpy()
         out = []

@@ -10,10 +10,11 @@ There is no ``fsync``: the failure guarded against is a killed process, not a lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -21,22 +22,31 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
-def write_atomic(path: str | Path, data: str | bytes | Iterable[str]) -> None:
-    """Write ``data`` (text as UTF-8, bytes as they are, or an iterable of text pieces streamed in
-    order) to ``path`` atomically; the parent folder is made if missing."""
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` for the block to write (itself or through a library that takes
+    a file name); renamed over ``path`` when the block ends, removed when it raises. The parent
+    folder is made if missing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: str | bytes | Iterable[str]) -> None:
+    """Write ``data`` (text as UTF-8, bytes as they are, or an iterable of text pieces streamed in
+    order) to ``path`` atomically; the parent folder is made if missing."""
+    with replacing(path) as tmp:
         if isinstance(data, bytes):
             tmp.write_bytes(data)
         else:
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.writelines([data] if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: str | Path, data, indent: int | None = 1) -> None:
