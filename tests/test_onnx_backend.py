@@ -66,6 +66,30 @@ def test_an_export_is_made_once_and_reused(backends, onnx_cache, monkeypatch):
     assert not list(onnx_cache.rglob("*.tmp*"))  # no half-written file left behind
 
 
+def test_two_models_with_one_signature_get_their_own_exports(backends, onnx_cache, tmp_path, monkeypatch):
+    """A local directory's signature knows its config and weight-file sizes only: two fine-tunes of one
+    base, saved under the same folder name, share it. Each must still run its own weights."""
+    import torch
+
+    from embedder import load_embedder
+
+    monkeypatch.setenv("LINQRAG_CACHE", str(onnx_cache))
+    base = backends["torch"]
+    for name, scale in (("a", 1.0), ("b", 0.5)):
+        with torch.no_grad():
+            model = type(base.model).from_pretrained(base.model.name_or_path)
+            model.encoder.layer[0].output.dense.weight.mul_(scale)
+        model.save_pretrained(tmp_path / name / "model")
+        base.tokenizer.save_pretrained(tmp_path / name / "model")
+    loaded = {name: {backend: load_embedder(str(tmp_path / name / "model"), backend=backend)
+                     for backend in ("torch", "onnx")} for name in ("a", "b")}
+    assert loaded["a"]["onnx"].signature == loaded["b"]["onnx"].signature  # the weakness this guards
+    assert loaded["a"]["onnx"].model_path != loaded["b"]["onnx"].model_path
+    for name in ("a", "b"):
+        exact = loaded[name]["torch"].encode_documents(TEXTS)
+        assert (loaded[name]["onnx"].encode_documents(TEXTS) * exact).sum(axis=1).min() >= 0.9999
+
+
 def test_the_signature_tells_backends_apart_and_an_index_refuses_another(backends, tmp_path, capsys):
     from embedder.loading import predict_signature
     from indexing import IndexMismatchError, build_index, open_index
