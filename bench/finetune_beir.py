@@ -137,12 +137,14 @@ def pipeline_unless_scoring(args: argparse.Namespace, run_dir: Path, **settings)
 
 
 def run_pipeline(folder: Path, run_dir: Path, base: str, threads: int, config: str | None, cache: Path, **settings):
-    """``finetune.domain`` on a BEIR folder (the corpus only), LLM answers shared per dataset."""
-    from finetune.domain import resolve_config, run_domain_adaptation
+    """``finetune.domain`` on a BEIR folder (the corpus only), LLM answers shared per dataset; a budget
+    (the config's, else the default) sizes the run as the command does."""
+    from finetune.domain import plan_run, run_domain_adaptation
 
     overrides = {"corpus": str(folder), "run_dir": str(run_dir), "base": base, "threads": threads,
                  "generation_cache": str(cache / f"generations-{folder.name}.jsonl"), **settings}
-    result = run_domain_adaptation(resolve_config(overrides, config))
+    resolved, plan = plan_run(overrides, config, show=lambda text: print(text, flush=True))
+    result = run_domain_adaptation(resolved, plan=plan)
     print(result.summary_line(), flush=True)
     return result
 

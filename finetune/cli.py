@@ -32,6 +32,17 @@ def _pair_sources(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _minutes(text: str) -> float:
+    """``--budget``: minutes (0: none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"minutes must be a number, got {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"minutes must be 0 (no budget) or more, got {text!r}")
+    return value
+
+
 def add_domain_arguments(p: argparse.ArgumentParser) -> None:
     """The pipeline's flags; each is a :class:`DomainConfig` setting (defaults: its defaults)."""
     from embedder.presets import PRESETS
@@ -61,6 +72,10 @@ def add_domain_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the run lives (default runs/<corpus>-<base>)")
     p.add_argument("--max-chunks", dest="max_chunks", type=int, metavar="N",
                    help=f"size of the chunk pool (default {d.max_chunks})")
+    p.add_argument("--budget", type=_minutes, metavar="MINUTES",
+                   help=f"minutes the run may take (default {d.budget:g}): it measures this machine's generation "
+                   "and training speed first, sizes the pool, LLM prompts and steps to fit, prints its plan, and "
+                   "stops training at the deadline; explicit sizes win; 0: no budget, the sizes as set")
     p.add_argument("--steps", type=int, metavar="N", help=f"training steps (default {d.steps})")
     p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N",
                    help=f"training batch size (default {d.batch_size})")
@@ -95,12 +110,19 @@ EXPORT_DESCRIPTION = ("Merge a LoRA adapter into its base and save a plain trans
 
 def run_domain(args: argparse.Namespace) -> int:
     from finetune.distributed import ranks
-    from finetune.domain import resolve_config, run_domain_adaptation
+    from finetune.domain import plan_run, run_domain_adaptation
+    from linqrag.settings import apply_offline_env
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    apply_offline_env()
     overrides = {k: v for k, v in vars(args).items() if k in DomainConfig.field_names()}
-    config = resolve_config(overrides, args.config, args.from_stage)
-    result = run_domain_adaptation(config, args.from_stage, show_progress=not args.quiet)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # the budget measures at the run's thread count
+    config, plan = plan_run(overrides, args.config, args.from_stage,
+                            show=lambda text: print(text, flush=True))
+    result = run_domain_adaptation(config, args.from_stage, show_progress=not args.quiet, plan=plan)
     if ranks().main:  # under torchrun, one summary
         print(result.summary_line())
     return 0

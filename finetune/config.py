@@ -49,6 +49,11 @@ class DomainConfig:
     teacher: str = setting("filter", "bm25+minilm")
     seed: int = setting("chunk", 13, train_fingerprint=10)
     threads: int | None = setting(None, None)  #: torch CPU threads (1 is fastest on a busy shared CPU)
+    #: minutes the run may take: it measures this machine first and sizes the pool, the LLM prompts and
+    #: the steps to fit (``finetune.budget``); 0: the sizes as set. Explicit sizes win.
+    budget: float = setting(None, 60.0)
+    #: the budget never grows the sizes past this multiple of the recipe (``finetune.budget.RECIPE``)
+    budget_max_scale: float = setting(None, 1.0)
 
     # --- 1. chunk
     max_chunks: int = setting("chunk", 1200)  #: chunk pool the run works on (sampled from the corpus)
@@ -138,6 +143,10 @@ class DomainConfig:
 
     def __post_init__(self) -> None:
         check_types(self)
+        if self.budget < 0:
+            raise ConfigError("budget must be 0 (no budget) or a positive number of minutes")
+        if self.budget_max_scale <= 0:
+            raise ConfigError("budget_max_scale must be positive")
         if not 0 <= self.heldout_fraction < 1:
             raise ConfigError("heldout_fraction must be in [0, 1)")
         if self.mixed_steps > 20:

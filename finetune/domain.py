@@ -25,6 +25,7 @@ from finetune.rundir import STAGES, RunDir, RunDirError, read_json
 from linqrag.files import write_json_atomic
 
 if TYPE_CHECKING:  # torch and the models load only when a run starts
+    from finetune.budget import Plan
     from finetune.distributed import Ranks
     from finetune.llm import CachedGenerator
     from finetune.teacher import Teacher
@@ -103,6 +104,7 @@ class StageContext:
     show_progress: bool = True
     made_here: bool = False  #: the run directory did not exist before this run
     fresh_training: bool = False  #: ``--from-stage`` at or before train: earlier checkpoints are moved aside
+    plan: Plan | None = None  #: the budget's plan (``--budget``): the train stage keeps to its deadline
     _teacher: Teacher | None = None
 
     def teacher(self) -> Teacher:
@@ -171,7 +173,15 @@ def _train(ctx: StageContext) -> dict:
     if ctx.where.main:
         remove_partial_checkpoints(ctx.run)
     order = [t.task_id for t in ctx.run.tasks()]
-    return run_train_stage(ctx.config, ctx.run, order, fresh=ctx.fresh_training, show_progress=ctx.show_progress)
+    stop_at = None
+    if ctx.plan is not None:
+        from finetune.budget import train_deadline_seconds
+
+        spent = sum(entry.get("seconds", 0.0) for entry in ctx.run.done().values())
+        spent += ctx.plan.rates.probe_seconds if ctx.plan.rates else 0.0
+        stop_at = time.perf_counter() + train_deadline_seconds(ctx.plan, spent)
+    return run_train_stage(ctx.config, ctx.run, order, fresh=ctx.fresh_training, show_progress=ctx.show_progress,
+                           stop_at=stop_at)
 
 
 def _evaluate(ctx: StageContext) -> dict:
@@ -201,7 +211,8 @@ if tuple(STAGE_TABLE) != STAGES:
     raise RuntimeError(f"STAGE_TABLE {tuple(STAGE_TABLE)} does not match STAGES {STAGES}")
 
 
-def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool) -> StageContext:
+def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool,
+              plan: Plan | None = None) -> StageContext:
     """The run directory (reset from ``from_stage``, config saved) and the generator, on every rank."""
     from finetune.distributed import barrier, ranks
     from finetune.llm import open_generator
@@ -220,7 +231,8 @@ def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool)
     barrier(where)
     cache = Path(config.generation_cache) if config.generation_cache else run.generation_cache
     fresh_training = from_stage is not None and STAGES.index(from_stage) <= STAGES.index("train")
-    return StageContext(config, run, open_generator(config, cache), where, show_progress, made_here, fresh_training)
+    return StageContext(config, run, open_generator(config, cache), where, show_progress, made_here, fresh_training,
+                        plan)
 
 
 def _run_stages(ctx: StageContext) -> None:
@@ -261,8 +273,10 @@ def _result(config: DomainConfig, run: RunDir) -> RunResult:
     )
 
 
-def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, show_progress: bool = True) -> RunResult:
-    """Run every unfinished stage (or everything from ``from_stage``) and return the outcome."""
+def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, show_progress: bool = True,
+                          plan: Plan | None = None) -> RunResult:
+    """Run every unfinished stage (or everything from ``from_stage``) and return the outcome; with a
+    budget's ``plan`` (:func:`plan_run`), training stops at the budget's deadline."""
     from linqrag.settings import apply_offline_env
 
     apply_offline_env()
@@ -270,12 +284,48 @@ def run_domain_adaptation(config: DomainConfig, from_stage: str | None = None, s
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    ctx = _open_run(config, from_stage, show_progress)
+    ctx = _open_run(config, from_stage, show_progress, plan)
     _run_stages(ctx)
     minutes = ctx.run.stage_minutes()
-    log.warning("cost (minutes per stage on this machine): %s; total %.1f",
-                ", ".join(f"{k} {v}" for k, v in minutes.items()), sum(minutes.values()))
+    if plan is not None and plan.rates and plan.rates.probe_seconds:
+        minutes = {"measure": round(plan.rates.probe_seconds / 60, 1), **minutes}
+    total = sum(minutes.values())
+    log.warning("cost (minutes per stage on this machine): %s; total %.1f%s",
+                ", ".join(f"{k} {v}" for k, v in minutes.items()), total,
+                f" (budget {plan.budget_minutes:g}, planned {plan.expected_minutes:.1f})" if plan else "")
     return _result(config, ctx.run)
+
+
+def plan_run(overrides: dict, config_file: str | None = None, from_stage: str | None = None,
+             show: Callable[[str], None] | None = print) -> tuple[DomainConfig, Plan | None]:
+    """The resolved config and, when it has a budget, the plan that sized it (:mod:`finetune.budget`).
+
+    Sizes the user gave (flags or the config file) are kept. A run begun without a budget keeps the
+    sizes it was made with, and under torchrun the sizes are as set (plan on one process first).
+    """
+    from finetune.budget import PLANNED, plan_for, with_plan
+    from finetune.distributed import ranks
+
+    config = resolve_config(overrides, config_file, from_stage)
+    if not config.budget:
+        return config, None
+    run = Path(config.run_dir)
+    if ranks().world > 1:
+        log.warning("--budget is planned on one process; under torchrun the sizes are as set")
+        return config, None
+    from finetune.budget import PLAN_FILE
+
+    if RunDir(run).done() and not (run / PLAN_FILE).exists() and from_stage != "chunk":
+        log.warning("%s was begun without a budget: it keeps its sizes", run)
+        return config, None
+    file_values = DomainConfig.from_file(config_file) if config_file else {}
+    given = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
+    explicit = {k: int(given[k]) for k in PLANNED if given.get(k) is not None}
+    plan = plan_for(config, explicit)
+    if show:
+        show(plan.describe())
+    config = resolve_config({**overrides, **plan.settings()}, config_file, from_stage)
+    return with_plan(config, plan), plan
 
 
 def _short(summary: dict, tables: tuple[str, ...] = ()) -> str:

@@ -171,6 +171,7 @@ class TrainingSetup:
     where: Ranks
     start: int = 0
     probe_batch: Batch | None = None
+    stopped_at: int | None = None  #: the step the budget's deadline ended training after
     meta: dict = field(default_factory=dict)  #: what every checkpoint records about the run
 
     def probe_loss(self) -> float | None:
@@ -268,9 +269,12 @@ def _save_checkpoint(setup: TrainingSetup, run: RunDir, step: int) -> None:
         "torch_rng": torch.get_rng_state(), "fingerprint": setup.fingerprint}})
 
 
-def training_loop(config: DomainConfig, run: RunDir, setup: TrainingSetup, show_progress: bool = True) -> list[float]:
+def training_loop(config: DomainConfig, run: RunDir, setup: TrainingSetup, show_progress: bool = True,
+                  stop_at: float | None = None) -> list[float]:
     """The steps after ``setup.start``: one logged row each, a checkpoint every ``checkpoint_every``
-    steps and at the end (rank 0 writes). Returns each step's seconds."""
+    steps and at the end (rank 0 writes). With ``stop_at`` (a ``time.perf_counter()`` value: the
+    budget's deadline) training ends, with a checkpoint, before a step that would pass it.
+    Returns each step's seconds."""
     where, examples = setup.where, setup.examples
     if setup.start == 0:
         value = setup.probe_loss()
@@ -283,6 +287,12 @@ def training_loop(config: DomainConfig, run: RunDir, setup: TrainingSetup, show_
                disable=not show_progress or not where.main)
     for step in range(setup.start + 1, config.steps + 1):
         t0 = time.perf_counter()
+        if stop_at is not None and step_seconds and t0 + sum(step_seconds) / len(step_seconds) > stop_at:
+            setup.stopped_at = step - 1
+            if (step - 1) % config.checkpoint_every and where.main:
+                _save_checkpoint(setup, run, step - 1)
+            log.warning("train: the budget's deadline stops training after step %d of %d", step - 1, config.steps)
+            break
         members = [examples[i] for i in setup.plan[step - 1]]
         loss = batch_loss(setup.embedder, build_batch(setup.embedder, members, setup.texts), setup.temperature,
                           config.distill_weight, where)
@@ -316,6 +326,7 @@ def training_summary(config: DomainConfig, run: RunDir, setup: TrainingSetup, st
     losses = [r for r in iter_jsonl(run.losses) if "loss" in r]
     return {
         "steps": config.steps,
+        "stopped_by_budget_after": setup.stopped_at,
         "resumed_from": setup.start,
         "examples": len(setup.examples),
         "checkpoints": [p.name for p in run.checkpoint_dirs()],
@@ -332,10 +343,11 @@ def training_summary(config: DomainConfig, run: RunDir, setup: TrainingSetup, st
 
 
 def run_train_stage(config: DomainConfig, run: RunDir, tasks_order: Sequence[str] = (), fresh: bool = False,
-                    show_progress: bool = True) -> dict:
-    """Set up (or resume), train to ``steps``, summarise; rank 0 marks the stage done."""
+                    show_progress: bool = True, stop_at: float | None = None) -> dict:
+    """Set up (or resume), train to ``steps`` (or the deadline ``stop_at``), summarise; rank 0 marks
+    the stage done."""
     setup = setup_training(config, run, tasks_order, fresh)
-    step_seconds = training_loop(config, run, setup, show_progress)
+    step_seconds = training_loop(config, run, setup, show_progress, stop_at)
     summary = training_summary(config, run, setup, step_seconds)
     if setup.where.main:
         run.mark_done("train", summary)
