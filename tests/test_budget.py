@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetune.budget import FLOOR, PLANNED, RECIPE, Plan, Rates, Sizes, choose_plan, expected_seconds
+from finetune.budget import FLOOR, PLANNED, RECIPE, Plan, Rates, choose_plan, expected_seconds
 from finetune.cli import domain_main
 from finetune.config import DomainConfig
 from finetune.domain import plan_run
