@@ -361,12 +361,15 @@ def plan_for(config: DomainConfig, explicit: dict[str, int], measure=None) -> Pl
     """The run's plan: the saved one when the budget, the explicit settings and the cap are those it
     was made for (a resumed run does not measure again), else a new one, saved."""
     path = Path(config.run_dir) / PLAN_FILE
-    saved = read_json(path)
-    if saved:
-        plan = Plan.from_json(saved["plan"])
-        if (saved.get("budget") == config.budget and saved.get("explicit") == explicit
-                and saved.get("max_scale") == config.budget_max_scale):
-            return plan
+    try:
+        saved = read_json(path)
+        plan = Plan.from_json(saved["plan"]) if saved else None
+    except (ValueError, KeyError, TypeError) as error:  # an unreadable plan is made again, not fatal
+        log.warning("%s cannot be read (%s): measuring again", path, error)
+        saved, plan = None, None
+    if saved and plan and (saved.get("budget") == config.budget and saved.get("explicit") == explicit
+                           and saved.get("max_scale") == config.budget_max_scale):
+        return plan
     rates = (measure or measure_rates)(config)
     plan = choose_plan(config.budget, rates, config, explicit, config.budget_max_scale)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -218,7 +218,9 @@ def _open_run(config: DomainConfig, from_stage: str | None, show_progress: bool,
     from finetune.llm import open_generator
 
     where = ranks()  # torchrun: training on every rank, every other stage on rank 0 alone
-    made_here = not Path(config.run_dir).exists()
+    root = Path(config.run_dir)
+    # a directory holding only the budget's plan was made by this run's planning (``plan_run``)
+    made_here = not root.exists() or (plan is not None and {p.name for p in root.iterdir()} <= {"plan.json"})
     barrier(where)  # every rank has looked before rank 0 makes it
     run = RunDir(config.run_dir)
     if from_stage:
@@ -315,7 +317,7 @@ def plan_run(overrides: dict, config_file: str | None = None, from_stage: str | 
         return config, None
     from finetune.budget import PLAN_FILE
 
-    if RunDir(run).done() and not (run / PLAN_FILE).exists() and from_stage != "chunk":
+    if read_json(run / "stages.json", {}) and not (run / PLAN_FILE).exists() and from_stage != "chunk":
         log.warning("%s was begun without a budget: it keeps its sizes", run)
         return config, None
     file_values = DomainConfig.from_file(config_file) if config_file else {}

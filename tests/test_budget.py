@@ -146,3 +146,14 @@ def test_the_budgeted_command_keeps_to_its_plan(tmp_path, capsys, monkeypatch):
     again = capsys.readouterr().out
     assert again.splitlines()[0] == out.splitlines()[0]
     assert Plan.from_json(json.loads((run_dir / "plan.json").read_text())["plan"]) == plan
+
+
+@pytest.mark.parametrize("garbage", ["{not json", '{"plan": {"sizes": 3}}', "[]"])
+def test_an_unreadable_plan_file_is_made_again(tmp_path, garbage):
+    from finetune.budget import plan_for
+
+    (tmp_path / "plan.json").write_text(garbage)
+    config = DomainConfig(corpus="x", run_dir=str(tmp_path), budget=20)
+    plan = plan_for(config, {}, measure=lambda _config: rates())
+    assert plan.budget_minutes == 20 and not plan.overrun
+    assert Plan.from_json(json.loads((tmp_path / "plan.json").read_text())["plan"]) == plan
