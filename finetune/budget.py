@@ -247,9 +247,11 @@ def _sample_chunks(config: DomainConfig) -> tuple[list, float, float, tuple[int,
     tokenizer, window = base_tokenizer(config.base)
     chunk_config = chunk_config_for(window, config.chunk_size)
     sample = random.Random(config.seed).sample(report.documents, min(PROBE_DOCUMENTS, len(report.documents)))
+    tokenize = token_counter(tokenizer)
+    chunks = [c for c in chunk_documents(sample[:1], chunk_config, tokenize) if c.text.strip()]  # first-call imports
     t0 = time.perf_counter()
-    chunks = [c for c in chunk_documents(sample, chunk_config, token_counter(tokenizer)) if c.text.strip()]
-    per_document = (time.perf_counter() - t0) / len(sample)
+    chunks += [c for c in chunk_documents(sample[1:], chunk_config, tokenize) if c.text.strip()]
+    per_document = (time.perf_counter() - t0) / max(len(sample) - 1, 1)
     counts: dict[str, int] = {}
     for c in chunks:
         counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
