@@ -57,18 +57,20 @@ def run_budget(dataset: str, split: str, budget: float, threads: int, max_scale:
 
 
 def table(found: list[dict]) -> str:
-    lines = ["| set (split) | budget min | pool | LLM prompts | steps | took min | held-out verdict | checkpoint "
-             "| dense nDCG@10 base -> adapted (95 %) | hybrid (95 %) |",
+    lines = ["| set (split) | budget min | pool | LLM prompts | steps | took min | held-out gain: verdict "
+             "| checkpoint scored | dense nDCG@10 base -> adapted (95 %) | hybrid (95 %) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(found, key=lambda r: (r["dataset"], r["split"], float(r["tag"].split("-")[1]))):
         plan = plan_of(r)
         sizes = plan.get("sizes", {})
         d, h = r["dense"], r["hybrid"]
-        kept = "recommended" if r["recommended_by_run"] else "best (run kept the base)"
+        verdict = "ships it" if r["recommended_by_run"] else "keeps the base"
+        gain = r.get("heldout_gain")
+        held = f"{gain:+.4f}: {verdict}" if gain is not None else verdict
         lines.append(
             f"| {r['dataset']} ({r['split']}, {r['queries']}) | {r['tag'].split('-')[1]} "
             f"| {sizes.get('max_chunks', '?')} | {prompts_of(r)} | {sizes.get('steps', '?')} "
-            f"| {r['pipeline_seconds'] / 60:.1f} | {(r.get('verdict') or '')[:60]} | {r['checkpoint']} {kept} "
+            f"| {r['pipeline_seconds'] / 60:.1f} | {held} | {r['checkpoint']} "
             f"| {_cell(d)} | {_cell(h)} |")
     return "\n".join(lines)
 
