@@ -37,6 +37,8 @@ BRAINSTORM_PROMPT_COST = 3.0
 #: Seconds the report and the mine stage take beyond what scales (measured: 0.0-0.1 min each).
 FIXED_SECONDS = 10.0
 PROBE_DOCUMENTS = 24
+#: prompts per minute recorded when the run asks the generator nothing (its minutes are then zero)
+NO_LLM = 1e9
 PROBE_PROMPTS = 12
 
 
@@ -147,6 +149,10 @@ def expected_seconds(sizes: Sizes, rates: Rates, config: DomainConfig) -> dict[s
     train = pool - heldout
     queries = min(sizes.max_queries, train)
     heldout_queries = min(sizes.max_heldout_queries, heldout)
+    from finetune.sources import needs_llm
+
+    if not needs_llm(config.pair_sources):
+        queries = heldout_queries = 0
     retry_factor = sum(rates.rejected_share ** i for i in range(config.retries + 1))
     per_prompt = 60.0 / rates.prompts_per_minute
     cloze = config.cloze_per_chunk * train + config.heldout_cloze_per_chunk * heldout
@@ -157,7 +163,8 @@ def expected_seconds(sizes: Sizes, rates: Rates, config: DomainConfig) -> dict[s
     guard = 2 * 2 * config.guard_pairs / rates.queries_per_second  # base and best, two sentences a pair
     return {
         "chunk": rates.read_seconds + documents_chunked * rates.seconds_per_document,
-        "brainstorm": rates.generator_load_seconds + config.brainstorm_calls * BRAINSTORM_PROMPT_COST * per_prompt,
+        "brainstorm": (rates.generator_load_seconds + config.brainstorm_calls * BRAINSTORM_PROMPT_COST * per_prompt
+                       if queries + heldout_queries else 0.0),
         "generate": (queries + heldout_queries) * retry_factor * per_prompt,
         "filter": rates.load_seconds + pool / rates.documents_per_second + all_queries / rates.queries_per_second,
         "train": rates.load_seconds + sizes.steps * rates.seconds_per_step,
@@ -211,8 +218,9 @@ def choose_plan(budget_minutes: float, rates: Rates, config: DomainConfig, expli
                        "a faster generator)")
     if sizes.max_chunks >= available and "max_chunks" not in explicit:
         reasons.append(f"the corpus gives about {available:,} chunks: the pool is all of it")
-    reasons.append(f"this machine answers {rates.prompts_per_minute:.1f} prompts/min ({rates.rejected_share:.0%} "
-                   f"rejected), trains at {rates.seconds_per_step:.1f} s/step and embeds "
+    asks = (f"answers {rates.prompts_per_minute:.1f} prompts/min ({rates.rejected_share:.0%} rejected), "
+            if rates.prompts_per_minute < NO_LLM else "")
+    reasons.append(f"this machine {asks}trains at {rates.seconds_per_step:.1f} s/step and embeds "
                    f"{rates.documents_per_second:.0f} chunks/s")
     kept = tuple(name for name in PLANNED if name in explicit)
     notes = (f"kept as given: {', '.join(f'{k}={explicit[k]}' for k in kept)}",) if kept else ()
@@ -227,7 +235,8 @@ def train_deadline_seconds(plan: Plan, spent_seconds: float) -> float:
     """Seconds the train stage may take from now: the budget less what was spent and what the stages
     after it are expected to need."""
     after = sum(plan.stage_minutes.get(k, 0.0) for k in ("evaluate", "other")) * 60
-    return plan.budget_minutes * 60 - spent_seconds - after
+    allowed = max(plan.budget_minutes, plan.expected_minutes)  # a plan that overruns keeps to its own minutes
+    return allowed * 60 - spent_seconds - after
 
 
 # --- measuring (I/O) -------------------------------------------------------------------------------------
@@ -347,7 +356,12 @@ def _probe_embedding_and_training(config: DomainConfig, chunks: list) -> tuple[f
 def measure_rates(config: DomainConfig) -> Rates:
     t0 = time.perf_counter()
     chunks, read_seconds, per_document, counts, documents = _sample_chunks(config)
-    prompts_per_minute, rejected, generator_load = _probe_generation(config, chunks)
+    from finetune.sources import needs_llm
+
+    if needs_llm(config.pair_sources):
+        prompts_per_minute, rejected, generator_load = _probe_generation(config, chunks)
+    else:  # no generated queries: no generator to load or measure
+        prompts_per_minute, rejected, generator_load = NO_LLM, 0.1, 0.0
     documents_per_second, queries_per_second, step, load = _probe_embedding_and_training(config, chunks)
     return Rates(round(prompts_per_minute, 2), round(rejected, 3), round(step, 3), round(documents_per_second, 1),
                  round(queries_per_second, 1), round(load, 2), round(generator_load, 2), round(read_seconds, 2),

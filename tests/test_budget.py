@@ -157,3 +157,25 @@ def test_an_unreadable_plan_file_is_made_again(tmp_path, garbage):
     plan = plan_for(config, {}, measure=lambda _config: rates())
     assert plan.budget_minutes == 20 and not plan.overrun
     assert Plan.from_json(json.loads((tmp_path / "plan.json").read_text())["plan"]) == plan
+
+
+def test_without_generated_queries_the_generator_costs_nothing():
+    from finetune.budget import NO_LLM
+
+    config = DomainConfig(pair_sources=("cloze", "title"))
+    stages = expected_seconds(RECIPE, rates(prompts_per_minute=NO_LLM), config)
+    assert stages["generate"] == 0 and stages["brainstorm"] == 0
+    plan = choose_plan(20, rates(prompts_per_minute=NO_LLM), config, {}, max_scale=4.0)
+    assert "prompts/min" not in plan.describe()
+
+
+def test_an_overrunning_plan_trains_to_its_own_minutes_not_the_budget():
+    from finetune.budget import train_deadline_seconds
+
+    plan = choose_plan(2, rates(prompts_per_minute=5.0), CONFIG, {}, max_scale=1.0)
+    assert plan.overrun
+    after = (plan.stage_minutes["evaluate"] + plan.stage_minutes["other"]) * 60
+    assert train_deadline_seconds(plan, spent_seconds=0) == pytest.approx(plan.expected_minutes * 60 - after)
+    fitting = choose_plan(60, rates(), CONFIG, {}, max_scale=1.0)
+    assert train_deadline_seconds(fitting, spent_seconds=600) == pytest.approx(
+        3600 - 600 - (fitting.stage_minutes["evaluate"] + fitting.stage_minutes["other"]) * 60)
