@@ -323,7 +323,13 @@ def plan_run(overrides: dict, config_file: str | None = None, from_stage: str | 
     file_values = DomainConfig.from_file(config_file) if config_file else {}
     given = {**file_values, **{k: v for k, v in overrides.items() if v is not None}}
     explicit = {k: int(given[k]) for k in PLANNED if given.get(k) is not None}
-    plan = plan_for(config, explicit)
+    from linqrag.generation import GenerationError, GeneratorUnavailable
+
+    try:
+        plan = plan_for(config, explicit)
+    except (GeneratorUnavailable, GenerationError) as error:  # before any stage: nothing to resume
+        raise type(error)(f"measuring this machine for --budget ({error}); --budget 0 skips the measuring") \
+            from error
     if show:
         show(plan.describe())
     config = resolve_config({**overrides, **plan.settings()}, config_file, from_stage)

@@ -126,7 +126,9 @@ def test_rerun_resumes_everything_without_generating(finished_run, capsys, monke
 
     monkeypatch.setattr(linqrag.generation, "load_generator", refuse)
     assert main(argv) == 0
-    assert capsys.readouterr().out.strip().startswith("done: best checkpoint")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("budget 60 min: ")  # the saved plan, not a new measurement
+    assert out[-1].startswith("done: best checkpoint")
 
 
 def test_clear_errors_for_bad_input(tmp_path, capsys):
@@ -139,10 +141,16 @@ def test_clear_errors_for_bad_input(tmp_path, capsys):
     docs.mkdir()
     for i, fact in enumerate(FACTS[:8]):
         (docs / f"{i}.txt").write_text(fact)
+    # with a budget, measuring the machine meets the missing model before any stage runs
     code = main(["--corpus", str(docs), "--run-dir", str(tmp_path / "r2"), "--generator-model", "/no/such/model",
                  "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "--budget 0" in err
+    assert not (tmp_path / "r2").exists()
+    # without one, the chunk stage runs first and survives the failure
+    code = main(["--corpus", str(docs), "--run-dir", str(tmp_path / "r2"), "--generator-model", "/no/such/model",
+                 "--quiet", "--budget", "0"])
     assert code == 2 and "does not exist" in capsys.readouterr().err
-    # the finished chunk stage survived the failure
     assert json.loads((tmp_path / "r2" / "stages.json").read_text())["chunk"]["chunks"] == 8
 
     assert main(["--run-dir", str(tmp_path / "nothing-here"), "--quiet"]) == 2

@@ -246,7 +246,8 @@ def test_a_dripping_generator_endpoint_stops_finetune_at_its_deadline_naming_the
         got = subprocess.run(
             [sys.executable, "-m", "finetune.domain", "--corpus", str(corpus), "--run-dir", str(run_dir),
              "--generator", "openai", "--base-url", f"http://127.0.0.1:{server.server_port}/v1",
-             "--generator-model", "m", "--api-key-env", "", "--config", str(tmp_path / "cfg.toml"), "--quiet"],
+             "--generator-model", "m", "--api-key-env", "", "--config", str(tmp_path / "cfg.toml"), "--quiet",
+             "--budget", "0"],  # the stages' own deadline (with a budget, measuring meets it first)
             check=False, capture_output=True, text=True, timeout=300)
     finally:
         server.shutdown()
