@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from finetune.config import DomainConfig
@@ -312,7 +312,7 @@ def _probe_embedding_and_training(config: DomainConfig, chunks: list) -> tuple[f
     from embedder import load_embedder
     from finetune.lora import add_lora
     from finetune.records import TrainingExample
-    from finetune.train import batch_loss, build_batch
+    from finetune.train import batch_loss, build_batch, gradient_checkpointing
 
     t0 = time.perf_counter()
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length,
@@ -338,9 +338,7 @@ def _probe_embedding_and_training(config: DomainConfig, chunks: list) -> tuple[f
                                 negative_ids=tuple(ids[n + i * config.negatives_per_query + j]
                                                    for j in range(config.negatives_per_query)))
                 for i in range(n)]
-    checkpointing = config.gradient_checkpointing
-    if checkpointing is None:
-        checkpointing = embedder.spec.is_decoder or sum(p.numel() for p in embedder.model.parameters()) >= 1e9
+    checkpointing = gradient_checkpointing(config, embedder)
     quantized = embedder.loaded_from.quantization == "nf4"
     embedder.model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
                               checkpointing)
@@ -398,7 +396,3 @@ def plan_for(config: DomainConfig, explicit: dict[str, int], measure=None) -> Pl
     write_json_atomic(path, {"budget": config.budget, "explicit": explicit, "max_scale": config.budget_max_scale,
                              "plan": plan.to_json()})
     return plan
-
-
-def with_plan(config: DomainConfig, plan: Plan) -> DomainConfig:
-    return replace(config, **plan.settings())

@@ -305,7 +305,7 @@ def plan_run(overrides: dict, config_file: str | None = None, from_stage: str | 
     Sizes the user gave (flags or the config file) are kept. A run begun without a budget keeps the
     sizes it was made with, and under torchrun the sizes are as set (plan on one process first).
     """
-    from finetune.budget import PLANNED, plan_for, with_plan
+    from finetune.budget import PLANNED, plan_for
     from finetune.distributed import ranks
 
     config = resolve_config(overrides, config_file, from_stage)
@@ -333,7 +333,7 @@ def plan_run(overrides: dict, config_file: str | None = None, from_stage: str | 
     if show:
         show(plan.describe())
     config = resolve_config({**overrides, **plan.settings()}, config_file, from_stage)
-    return with_plan(config, plan), plan
+    return config, plan
 
 
 def _short(summary: dict, tables: tuple[str, ...] = ()) -> str:

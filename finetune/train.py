@@ -238,9 +238,7 @@ def setup_training(config: DomainConfig, run: RunDir, tasks_order: Sequence[str]
     embedder = load_embedder(config.base, quantization=config.quantization, max_length=config.train_max_length,
                              backend="torch")
     quantized = embedder.loaded_from.quantization == "nf4"
-    checkpointing = config.gradient_checkpointing
-    if checkpointing is None:  # decoders are deep: SmolLM2-135M (30 layers) at batch 16 took 17 GB without it
-        checkpointing = embedder.spec.is_decoder or sum(p.numel() for p in embedder.model.parameters()) >= 1e9
+    checkpointing = gradient_checkpointing(config, embedder)
     model = add_lora(embedder.model, config.lora_r, config.lora_alpha, config.lora_dropout, quantized,
                      checkpointing)
     embedder.model = model
@@ -260,6 +258,14 @@ def setup_training(config: DomainConfig, run: RunDir, tasks_order: Sequence[str]
         "default_instruction": _most_common_instruction(examples), "lora_r": config.lora_r,
     }
     return setup
+
+
+def gradient_checkpointing(config: DomainConfig, embedder) -> bool:
+    """The setting, or by default on for decoders and bases of 1B parameters or more."""
+    if config.gradient_checkpointing is not None:
+        return config.gradient_checkpointing
+    # decoders are deep: SmolLM2-135M (30 layers) at batch 16 took 17 GB without it
+    return embedder.spec.is_decoder or sum(p.numel() for p in embedder.model.parameters()) >= 1e9
 
 
 def _save_checkpoint(setup: TrainingSetup, run: RunDir, step: int) -> None:
