@@ -62,6 +62,9 @@ def main(argv=None) -> int:
     p.add_argument("--tag", required=True, help="name of the variant (run dir runs/abl-<dataset>-<tag>)")
     p.add_argument("--config", help="DomainConfig JSON/TOML of the variant")
     p.add_argument("--base", default="minilm")
+    p.add_argument("--backend", default="torch",
+                   help="backend that scores base and adapted alike (default torch: exact fp32, comparable "
+                        "with earlier rows; auto: what the app would use)")
     p.add_argument("--run-dir")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoint", default="recommended", choices=("recommended", "best", "last"),
@@ -97,8 +100,9 @@ def main(argv=None) -> int:
             return dense_run(embedder, dataset, vector_cache)
         return chunked_dense_run(embedder, dataset, vector_cache, args.doc_chunks)
 
-    base = score(load_embedder(args.base, max_length=args.max_length), cache)
-    adapted = score(load_embedder(args.base, adapter=chosen, max_length=args.max_length), None)
+    base = score(load_embedder(args.base, max_length=args.max_length, backend=args.backend), cache)
+    adapted = score(load_embedder(args.base, adapter=chosen, max_length=args.max_length, backend=args.backend),
+                    None)
     out = {
         "dataset": args.dataset, "split": args.split, "tag": args.tag, "base": args.base, "run_dir": str(run_dir),
         "checkpoint": Path(chosen).name, "recommended_by_run": evaluation.get("recommended") is not None,

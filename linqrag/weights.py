@@ -7,7 +7,9 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
+import threading
 from pathlib import Path
 
 from linqrag.errors import ModelNotFoundError
@@ -40,10 +42,30 @@ def file_digest(path: Path, head_bytes: int = 1 << 20) -> str:
     return h.hexdigest()[:12]
 
 
+def _remove_dead_partials(target: Path) -> None:
+    """Temporary copies left by killed conversions (their process is gone) are removed."""
+    for stale in target.parent.glob(f"{target.name}.partial*"):
+        pid = stale.name.removeprefix(f"{target.name}.partial").lstrip("-").split("-")[0]
+        if not pid.isdigit() or not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def convert_gguf(gguf_path: Path, target: Path | None = None) -> Path:
     """Dequantise a GGUF causal LM into a Hugging Face directory, once, and reuse it.
 
-    Written into a temporary sibling and renamed, so a killed conversion leaves no half directory.
+    Written into a temporary sibling of this process and renamed, so a killed conversion leaves no
+    half directory, and two processes converting at once (two runs started side by side) each finish:
+    the second rename finds the first's directory and keeps it.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -52,7 +74,8 @@ def convert_gguf(gguf_path: Path, target: Path | None = None) -> Path:
     if (target / "config.json").exists():
         return target
     log.warning("converting %s to a Hugging Face directory at %s (once)", gguf_path.name, target)
-    partial = target.with_name(target.name + ".partial")
+    _remove_dead_partials(target)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(partial, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
@@ -66,6 +89,20 @@ def convert_gguf(gguf_path: Path, target: Path | None = None) -> Path:
     model.save_pretrained(partial)
     tokenizer.save_pretrained(partial)
     (partial / "linqrag_source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    return publish_directory(partial, target)
+
+
+def publish_directory(partial: Path, target: Path, marker: str = "config.json") -> Path:
+    """Rename a finished temporary directory to ``target``, unless another process got there first
+    (a complete ``target`` holds ``marker``): then its copy is kept and ours removed."""
+    if (target / marker).exists():
+        shutil.rmtree(partial, ignore_errors=True)
+        return target
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete one
+    try:
+        partial.rename(target)
+    except OSError:  # the other process renamed between our check and our rename
+        shutil.rmtree(partial, ignore_errors=True)
+        if not (target / marker).exists():
+            raise
     return target
