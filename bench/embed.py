@@ -5,8 +5,8 @@
 The chunks are the indexer's own chunks of the 703 PEPs (../shared/data/python_peps, chunked with
 MiniLM's tokenizer and the default chunk config), a random 2,000 of them; without the data, SciFact
 abstracts, else synthetic text (said in the output). Each backend (``torch``, ``onnx``,
-``onnx-int8``, and sentence-transformers' ``encode`` on the same model as an outside reference)
-encodes all of them ``--repeats`` times, interleaved so drift in machine load hits every backend
+``onnx-int8``, ``openvino-bf16`` where OpenVINO is installed, and sentence-transformers' ``encode`` on
+the same model as an outside reference) encodes all of them ``--repeats`` times, interleaved so drift in machine load hits every backend
 alike; the best time counts. Printed per backend: chunks/s, tokens/s, the lowest and mean cosine of
 its vectors to torch's, and the line ``ratio backend/torch chunks per second: X``.
 """
@@ -71,10 +71,12 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     from embedder import load_embedder
+    from embedder.onnx import cpu_default
+    from embedder.openvino import openvino_available
     from embedder.sources import minilm_dir
 
-    models = {name: load_embedder("minilm", batch_size=args.batch_size, backend=name)
-              for name in ("torch", "onnx", "onnx-int8")}
+    names = ["torch", "onnx", "onnx-int8"] + (["openvino-bf16"] if openvino_available() else [])
+    models = {name: load_embedder("minilm", batch_size=args.batch_size, backend=name) for name in names}
     reference = models["torch"]
     texts = pep_chunks(args.chunks, reference.tokenizer)
     origin = "PEP chunks (the indexer's chunking of ../shared/data/python_peps)"
@@ -82,7 +84,8 @@ def main() -> int:
         texts, origin = other_texts(args.chunks)
     tokens = sum(reference.count_tokens(reference.format_documents(texts)))
     print(f"{len(texts)} {origin}; {tokens / len(texts):.0f} tokens each on average; batch size {args.batch_size}; "
-          f"torch threads {torch.get_num_threads()}; torch {torch.__version__}", flush=True)
+          f"torch threads {torch.get_num_threads()}; torch {torch.__version__}; auto here: {cpu_default()}",
+          flush=True)
 
     runs = {name: (lambda m=model: m.encode_documents(texts)) for name, model in models.items()}
     if not args.no_sentence_transformers:

@@ -107,8 +107,9 @@ def load_embedder(
     4-bit (CPU too); ``none`` never quantises. ``dtype`` defaults to bf16 on CUDA, fp32 on CPU.
 
     ``backend``: ``torch``, ``onnx`` (the fp32 model exported once to ONNX Runtime), ``onnx-int8``
-    (its weights in int8) or ``auto``: :data:`embedder.onnx.CPU_DEFAULT` for an encoder on a CPU,
-    torch otherwise. Training and anything that needs gradients asks for ``torch``.
+    (its weights in int8), ``openvino-bf16`` (the export run by OpenVINO in bf16) or ``auto``:
+    :func:`embedder.onnx.cpu_default` for an encoder on a CPU, torch otherwise. Training and
+    anything that needs gradients asks for ``torch``.
 
     ``openai:MODEL[@URL]`` and ``tei:MODEL@URL`` (``base_url``, preset ``template``) give a
     :class:`~embedder.remote.RemoteEmbedder` instead: the model runs on an embedding server.

@@ -9,8 +9,9 @@ from embedder.prompts import DEFAULT_INSTRUCTION, INSTRUCT_TEMPLATE
 
 #: How the weights are held: ``auto`` (the preset's choice on this device), 4-bit ``nf4``, or as stored.
 QUANTIZATION_CHOICES = ("auto", "nf4", "none")
-#: how an encoder's forward pass runs (embedder.onnx); ``auto``: onnx-int8 on a CPU, torch elsewhere
-BACKENDS = ("torch", "onnx", "onnx-int8")
+#: how an encoder's forward pass runs (embedder.onnx); ``auto``: openvino-bf16 on a CPU with AMX,
+#: onnx-int8 on other CPUs, torch elsewhere (embedder.onnx.cpu_default)
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino-bf16")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 
 

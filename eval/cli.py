@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "on a GPU)")
     s.add_argument("--max-length", type=int, help="token window (e.g. 128 for smollm2 on a CPU)")
     s.add_argument("--backend", choices=BACKEND_CHOICES, default="torch",
-                   help="how an encoder runs: torch (default), onnx, onnx-int8 or auto (what an index build "
-                        "picks); scores are cached per backend")
+                   help="how an encoder runs: torch (default), onnx, onnx-int8, openvino-bf16 or auto (what an "
+                        "index build picks); scores are cached per backend")
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")
     s.add_argument("--out", type=Path, help="directory for eval-<suite>.json (default: the adapter dir, "

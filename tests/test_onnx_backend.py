@@ -1,6 +1,7 @@
-"""The ONNX CPU backend: the same vectors as torch (fp32) or close to them (int8), exported once and
-reused, told apart by the signature, and a clear fallback where ONNX Runtime is absent. Real
-components: the packaged MiniLM exported by torch, run by ONNX Runtime, a real index on disk."""
+"""The exported CPU backends: the same vectors as torch (fp32 in ONNX Runtime, bf16 in OpenVINO) or
+close to them (int8), exported once and reused, told apart by the signature, and a clear fallback
+where a runtime is absent. Real components: the packaged MiniLM exported by torch, run by ONNX
+Runtime and OpenVINO, a real index on disk."""
 
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ def onnx_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backends(onnx_cache):
-    """torch, onnx and onnx-int8 MiniLM, the ONNX ones exported into a cache of this module's own."""
+    """MiniLM on every backend, the exported ones in a cache of this module's own."""
     from embedder import load_embedder
 
     mp = pytest.MonkeyPatch()
     mp.setenv("LINQRAG_CACHE", str(onnx_cache))
     try:
-        yield {name: load_embedder("minilm", backend=name) for name in ("torch", "onnx", "onnx-int8")}
+        yield {name: load_embedder("minilm", backend=name) for name in ("torch", "onnx", "onnx-int8", "openvino-bf16")}
     finally:
         mp.undo()
 
@@ -46,6 +47,8 @@ def test_onnx_fp32_gives_torchs_vectors_and_int8_stays_close(backends):
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-4)
     assert (fp32 * torch_vectors).sum(axis=1).min() >= 0.9999  # every text, long ones included
     assert (int8 * torch_vectors).sum(axis=1).min() >= 0.97
+    bf16 = backends["openvino-bf16"].encode_documents(TEXTS)  # fp32 where the CPU has no bf16: closer still
+    assert bf16.dtype == np.float32 and (bf16 * torch_vectors).sum(axis=1).min() >= 0.9999
     queries = backends["onnx-int8"].encode_queries(["what ranks documents by rarity?"])
     assert int(np.argmax(queries @ int8.T)) == 0  # the int8 vectors still find the right text
 
@@ -60,7 +63,9 @@ def test_an_export_is_made_once_and_reused(backends, onnx_cache, monkeypatch):
     stamps = {f: f.stat().st_mtime_ns for f in files}
     before = dict(EXPORTS)
     again = load_embedder("minilm", backend="onnx-int8")
+    openvino = load_embedder("minilm", backend="openvino-bf16")
     assert EXPORTS == before  # neither exported nor quantised again
+    assert openvino.model_path == backends["onnx"].model_path  # OpenVINO runs the fp32 export
     assert {f: f.stat().st_mtime_ns for f in onnx_cache.rglob("*.onnx")} == stamps
     assert again.model_path == backends["onnx-int8"].model_path
     assert not list(onnx_cache.rglob("*.tmp*"))  # no half-written file left behind
@@ -96,7 +101,7 @@ def test_the_signature_tells_backends_apart_and_an_index_refuses_another(backend
     from indexing.cli import main
 
     signatures = {name: emb.signature for name, emb in backends.items()}
-    assert len(set(signatures.values())) == 3
+    assert len(set(signatures.values())) == 4
     assert signatures["onnx-int8"].endswith("|backend=onnx-int8") and "backend=" not in signatures["torch"]
     assert {name: predict_signature("minilm", backend=name) for name in signatures} == signatures
 
@@ -129,17 +134,53 @@ def test_an_older_manifest_without_a_backend_reads_as_torch(tmp_path):
     assert Manifest.load(tmp_path / "manifest.json").backend == "torch"
 
 
-def test_without_onnx_runtime_auto_falls_back_to_torch_and_says_why(monkeypatch, caplog):
+def test_without_either_runtime_auto_falls_back_to_torch_and_says_why(monkeypatch, caplog):
     from embedder import load_embedder
     from embedder.onnx import BackendUnavailableError
 
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if neither were installed
+    monkeypatch.setitem(sys.modules, "openvino", None)
     with caplog.at_level("WARNING", logger="embedder.onnx"):
         emb = load_embedder("minilm")
     assert emb.backend == "torch" and "backend=" not in emb.signature
     assert "ONNX Runtime is not installed" in caplog.text and "pip install onnxruntime" in caplog.text
     with pytest.raises(BackendUnavailableError, match="ONNX Runtime is not installed"):
         load_embedder("minilm", backend="onnx-int8")
+    with pytest.raises(BackendUnavailableError, match="OpenVINO is not installed"):
+        load_embedder("minilm", backend="openvino-bf16")
+
+
+@pytest.mark.parametrize(("amx", "openvino", "onnxruntime", "expected"), [
+    (True, True, True, "openvino-bf16"),
+    (True, False, True, "onnx-int8"),
+    (False, True, True, "onnx-int8"),
+    (True, True, False, "openvino-bf16"),
+    (False, True, False, "torch"),
+])
+def test_auto_takes_openvino_only_where_the_cpu_has_amx(monkeypatch, amx, openvino, onnxruntime, expected):
+    import torch
+
+    from embedder import EmbedderSpec
+    from embedder import openvino as ov_module
+    from embedder.onnx import resolve_backend
+
+    flags = frozenset({"avx512f", "avx512_bf16"} | ({"amx_bf16", "amx_tile"} if amx else set()))
+    monkeypatch.setattr(ov_module, "cpu_flags", lambda: flags)
+    for name, present in (("openvino", openvino), ("onnxruntime", onnxruntime)):
+        if not present:
+            monkeypatch.setitem(sys.modules, name, None)
+    encoder = EmbedderSpec(name="enc", source="enc", pooling="mean")
+    assert resolve_backend("auto", encoder, torch.device("cpu"), nf4=False) == expected
+
+
+def test_cpu_flags_are_read_from_linux():
+    from pathlib import Path
+
+    from embedder.openvino import cpu_flags
+
+    if not Path("/proc/cpuinfo").exists():
+        pytest.skip("no /proc/cpuinfo on this system")
+    assert "fpu" in cpu_flags() or "sse2" in cpu_flags() or "fp" in cpu_flags()
 
 
 def test_decoders_stay_on_torch_and_an_explicit_onnx_is_refused(tmp_path):
@@ -153,9 +194,10 @@ def test_decoders_stay_on_torch_and_an_explicit_onnx_is_refused(tmp_path):
     with pytest.raises(BackendUnavailableError, match="decoders"):
         resolve_backend("onnx", decoder, cpu, nf4=False)
     encoder = EmbedderSpec(name="enc", source="enc", pooling="mean")
-    assert resolve_backend("auto", encoder, cpu, nf4=False) == "onnx-int8"
+    assert resolve_backend("auto", encoder, cpu, nf4=False) in {"onnx-int8", "openvino-bf16"}
     assert resolve_backend("auto", encoder, __import__("torch").device("cuda"), nf4=False) == "torch"
-    with pytest.raises(BackendUnavailableError, match="NF4"):
-        resolve_backend("onnx", encoder, cpu, nf4=True)
+    for backend in ("onnx", "openvino-bf16"):
+        with pytest.raises(BackendUnavailableError, match="NF4"):
+            resolve_backend(backend, encoder, cpu, nf4=True)
     with pytest.raises(BackendUnavailableError, match="unknown backend"):
         resolve_backend("tensorrt", encoder, cpu, nf4=False)
