@@ -40,6 +40,32 @@ def token_counter(tokenizer) -> Callable[[str], list]:
     return encode
 
 
+#: a text whose first characters already hold this many tokens more than a chunk is longer than a chunk
+LONG_MARGIN = 8
+#: characters of a long text tokenised to tell it is longer than a chunk (per token of the chunk)
+PROBE_CHARS_PER_TOKEN = 6
+
+
+def bounded_counter(tokenize: Callable[[str], list], limit: int) -> Callable[[str], list]:
+    """``tokenize`` for a splitter that compares a text's token count with ``limit`` and splits any
+    text above it: a long text is tokenised only up to a space that already lies past ``limit`` (plus a
+    margin); the count it returns is then too small but still above ``limit``, which is all the
+    splitter reads of it. The chunks are the same; the splitter otherwise tokenises every document
+    whole, then each paragraph, then each sentence (3.7 times the PEPs' characters)."""
+    probe = (limit + LONG_MARGIN) * PROBE_CHARS_PER_TOKEN
+
+    def count(text: str) -> list:
+        if len(text) > probe + probe // 4:
+            cut = text.rfind(" ", probe // 2, probe)
+            if cut > 0:
+                head = tokenize(text[:cut])
+                if len(head) > limit + LONG_MARGIN:
+                    return head
+        return tokenize(text)
+
+    return count
+
+
 #: Characters the sentence splitter sees at once. Long texts are cut into windows at a paragraph
 #: (else line, sentence, word) break first: the splitter's time and memory grow with its input,
 #: and on a whole 15-50 MB file it ran out of its regex time limit after gigabytes of memory.
@@ -68,7 +94,8 @@ def chunk_documents(documents: Iterable[Document], config: ChunkConfig, tokenize
     from llama_index.core.node_parser import SentenceSplitter
 
     splitter = SentenceSplitter(
-        chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap, tokenizer=tokenize,
+        chunk_size=config.chunk_size, chunk_overlap=config.chunk_overlap,
+        tokenizer=bounded_counter(tokenize, config.chunk_size),
         include_metadata=False, include_prev_next_rel=False,
     )
     chunks: list[Chunk] = []
