@@ -6,9 +6,10 @@ The chunks are the indexer's own chunks of the 703 PEPs (../shared/data/python_p
 MiniLM's tokenizer and the default chunk config), a random 2,000 of them; without the data, SciFact
 abstracts, else synthetic text (said in the output). Each backend (``torch``, ``onnx``,
 ``onnx-int8``, ``openvino-bf16`` where OpenVINO is installed, and sentence-transformers' ``encode`` on
-the same model as an outside reference) encodes all of them ``--repeats`` times, interleaved so drift in machine load hits every backend
-alike; the best time counts. Printed per backend: chunks/s, tokens/s, the lowest and mean cosine of
-its vectors to torch's, and the line ``ratio backend/torch chunks per second: X``.
+the same model as an outside reference) encodes all of them ``--repeats`` times, interleaved so drift
+in machine load hits every backend alike; the best time counts. Printed per backend: chunks/s,
+tokens/s, the lowest and mean cosine of its vectors to torch's, and the line
+``ratio backend/torch chunks per second: X``.
 """
 
 from __future__ import annotations
