@@ -34,7 +34,7 @@ def cpu_flags() -> frozenset[str]:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return frozenset()
-    line = next((row for row in text.splitlines() if row.startswith("flags")), "")
+    line = next((row for row in text.splitlines() if row.startswith(("flags", "Features"))), "")  # x86, Arm
     return frozenset(line.partition(":")[2].split())
 
 
