@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from embedder.model import TransformerEmbedder, embedder_signature
 from embedder.openvino import BACKEND as OPENVINO
-from embedder.openvino import has_amx_bf16, open_session, openvino_available, why_not_openvino
+from embedder.openvino import OpenVinoSession, has_amx_bf16, openvino_available, why_not_openvino
 from embedder.pooling import pool
 from embedder.spec import BACKEND_CHOICES, EmbedderSpec
 from linqrag.errors import LinqragError
@@ -252,13 +252,9 @@ def _ort_runner(model_path: Path):
     return lambda feeds: session.run(["embedding"], feeds)[0]
 
 
-def _openvino_runner(model_path: Path):
-    return open_session(model_path).run
-
-
 class OnnxEmbedder(TransformerEmbedder):
-    """A :class:`TransformerEmbedder` whose forward pass runs in ONNX Runtime (inference only:
-    training and anything that needs gradients loads the torch backend)."""
+    """A :class:`TransformerEmbedder` whose forward pass runs the exported graph in ONNX Runtime or
+    OpenVINO (inference only: training and anything that needs gradients loads the torch backend)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, spec: EmbedderSpec, loaded_from, backend: str,
                  batch_size: int = 32) -> None:
@@ -266,7 +262,8 @@ class OnnxEmbedder(TransformerEmbedder):
         self.backend = backend
         self.model_path = onnx_model_path(self, quantized=backend == "onnx-int8")
         #: feeds (token ids and mask, numpy) -> unit vectors: ONNX Runtime's session or OpenVINO's model
-        self._run = _openvino_runner(self.model_path) if backend == OPENVINO else _ort_runner(self.model_path)
+        self._run = (OpenVinoSession(self.model_path, torch.get_num_threads()).run if backend == OPENVINO
+                     else _ort_runner(self.model_path))
 
     @property
     def signature(self) -> str:
@@ -280,7 +277,7 @@ class OnnxEmbedder(TransformerEmbedder):
         return f"OnnxEmbedder({self.signature}, dim={self.dim})"
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled unit vectors ``(batch, dim)`` from ONNX Runtime (no autograd graph).
+        """Pooled unit vectors ``(batch, dim)`` from the exported graph (no autograd graph).
 
         The batch runs :data:`RUN_ROWS` rows at a time, each slice cut to its own longest row: on a
         CPU, ONNX Runtime is faster on small batches (bench/RESULTS.md, "CPU indexing: the ONNX backends"),

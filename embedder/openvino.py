@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +61,9 @@ class OpenVinoSession:
                         "--backend onnx-int8 is faster here for a new index")
         config = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads,
                   "PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(model_path.parent / "openvino-cache")}
-        self.compiled = core.compile_model(str(model_path), "CPU", config)
-        self._request = self.compiled.create_infer_request()
+        self._request = core.compile_model(str(model_path), "CPU", config).create_infer_request()
         self._lock = threading.Lock()
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:
             return np.array(self._request.infer(feeds)[0], dtype=np.float32, copy=True)
-
-
-def open_session(model_path: Path) -> OpenVinoSession:
-    return OpenVinoSession(model_path, torch.get_num_threads())

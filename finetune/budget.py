@@ -23,6 +23,7 @@ from pathlib import Path
 
 from finetune.config import DomainConfig
 from finetune.rundir import read_json
+from finetune.sources import needs_llm
 from linqrag.errors import ConfigError
 from linqrag.files import write_json_atomic
 
@@ -149,8 +150,6 @@ def expected_seconds(sizes: Sizes, rates: Rates, config: DomainConfig) -> dict[s
     train = pool - heldout
     queries = min(sizes.max_queries, train)
     heldout_queries = min(sizes.max_heldout_queries, heldout)
-    from finetune.sources import needs_llm
-
     if not needs_llm(config.pair_sources):
         queries = heldout_queries = 0
     retry_factor = sum(rates.rejected_share ** i for i in range(config.retries + 1))
@@ -360,8 +359,6 @@ def _probe_embedding_and_training(config: DomainConfig, chunks: list) -> tuple[f
 def measure_rates(config: DomainConfig) -> Rates:
     t0 = time.perf_counter()
     chunks, read_seconds, per_document, counts, documents = _sample_chunks(config)
-    from finetune.sources import needs_llm
-
     if needs_llm(config.pair_sources):
         prompts_per_minute, rejected, generator_load = _probe_generation(config, chunks)
     else:  # no generated queries: no generator to load or measure
